@@ -1,0 +1,97 @@
+//! Every limit and timeout of a connection, with its default.
+//!
+//! Each limit bounds something a peer could otherwise grow; the table in
+//! docs/RELIABILITY.md says what each protects against.
+
+use std::time::Duration;
+
+/// The largest window the protocol allows (as in HTTP/2).
+pub const MAX_WINDOW: u32 = (1 << 31) - 1;
+
+/// The window every stream starts with unless configured otherwise (256 KiB).
+pub const DEFAULT_INITIAL_WINDOW: u32 = 256 * 1024;
+
+/// Connection configuration. Build with [`Config::default`] and adjust fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Largest DATA payload this side sends and accepts. Default 64 KiB.
+    pub max_frame_payload: u32,
+    /// Receive window granted to each new stream. Default 256 KiB.
+    pub initial_window: u32,
+    /// Largest receive window auto-tuning may grow a stream to. Default 16 MiB.
+    pub max_window: u32,
+    /// Ceiling on the sum of all streams' receive windows, which bounds the
+    /// bytes a peer can make this side buffer. Windows start at
+    /// `initial_window` regardless, and grow only within this budget.
+    /// Default 256 MiB.
+    pub connection_receive_budget: u64,
+    /// Concurrent streams the peer may open; an excess SYN is refused with a
+    /// RESET of that stream only. Default 1000.
+    pub max_inbound_streams: usize,
+    /// Streams opened by the peer and not yet accepted; an excess SYN is
+    /// refused with a RESET. Default 256.
+    pub accept_backlog: usize,
+    /// Outbound streams awaiting the peer's ACK; `open_stream` waits beyond
+    /// this. Default 256.
+    pub max_pending_opens: usize,
+    /// Bytes a stream's writer may queue beyond what has been framed; a
+    /// writer blocks past it. Default 256 KiB.
+    pub send_buffer: usize,
+    /// Streams reset because the peer broke stream rules, over the
+    /// connection's lifetime, before it is closed with GO_AWAY. Default 1024.
+    pub max_peer_error_resets: u32,
+    /// Empty DATA frames and zero-delta window updates without flags, over
+    /// the connection's lifetime, before GO_AWAY. Default 1000.
+    pub max_empty_frames: u32,
+    /// Streams the peer opened and reset before they were accepted, over the
+    /// connection's lifetime, before GO_AWAY (Rapid Reset). Default 10,000.
+    pub max_reset_before_accept: u32,
+    /// Send a keepalive ping after this long without receiving anything;
+    /// `None` disables keepalive. Default 30 s.
+    pub keepalive_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is declared
+    /// dead. Default 30 s.
+    pub keepalive_timeout: Duration,
+    /// How long an opened stream may wait for the peer's ACK before it is
+    /// reset. Default 75 s.
+    pub open_timeout: Duration,
+    /// How long `close()` lets open streams drain, and how long a dropped
+    /// stream may wait for the peer's FIN, before they are reset. Default 30 s.
+    pub close_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_frame_payload: 64 * 1024,
+            initial_window: DEFAULT_INITIAL_WINDOW,
+            max_window: 16 * 1024 * 1024,
+            connection_receive_budget: 256 * 1024 * 1024,
+            max_inbound_streams: 1000,
+            accept_backlog: 256,
+            max_pending_opens: 256,
+            send_buffer: 256 * 1024,
+            max_peer_error_resets: 1024,
+            max_empty_frames: 1000,
+            max_reset_before_accept: 10_000,
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_timeout: Duration::from_secs(30),
+            open_timeout: Duration::from_secs(75),
+            close_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Config {
+    /// Clamps fields into the ranges the protocol allows, so that no
+    /// setting can produce frames the peer must reject.
+    pub(crate) fn normalized(mut self) -> Self {
+        self.max_frame_payload = self.max_frame_payload.clamp(1, 16 * 1024 * 1024);
+        self.initial_window = self.initial_window.min(MAX_WINDOW);
+        self.max_window = self.max_window.clamp(self.initial_window, MAX_WINDOW);
+        self.max_pending_opens = self.max_pending_opens.max(1);
+        self.send_buffer = self.send_buffer.max(1);
+        self
+    }
+}

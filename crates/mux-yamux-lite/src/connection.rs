@@ -1,0 +1,190 @@
+//! The connection handle: cheap to clone, usable from any task.
+
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::Instrument;
+
+use mux_core::{ConnError, MuxedConn, Multiplexer};
+
+use crate::config::Config;
+use crate::driver::Driver;
+use crate::session::{Role, Session, Stats};
+use crate::shared::{lock, now, Shared, SharedRef};
+use crate::stream::Stream;
+
+/// A multiplexed connection. Clone it freely; every clone drives the same
+/// connection.
+///
+/// Dropping the last clone starts a graceful close (as [`close`](Self::close)
+/// does, without waiting): streams still held keep working until they finish
+/// or the close timeout passes.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    shared: SharedRef,
+    _guard: Arc<HandleGuard>,
+}
+
+/// Closes the connection when the last `Connection` clone goes away.
+#[derive(Debug)]
+struct HandleGuard {
+    shared: SharedRef,
+}
+
+impl Drop for HandleGuard {
+    fn drop(&mut self) {
+        let mut guard = lock(&self.shared);
+        guard.session.close(now());
+        guard.wake_driver();
+        guard.wake_pending();
+    }
+}
+
+impl Connection {
+    /// Starts a connection over `io` and spawns the task that drives it.
+    ///
+    /// Must be called inside a tokio runtime.
+    pub fn new<T>(io: T, role: Role, config: Config) -> Self
+    where
+        T: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let session = Session::new(role, config, now());
+        let shared: SharedRef = Arc::new(Mutex::new(Shared::new(session)));
+        let driver = Driver::new(io, shared.clone());
+        let span = tracing::debug_span!("mux", role = ?role);
+        tokio::spawn(driver.instrument(span));
+        Self {
+            _guard: Arc::new(HandleGuard {
+                shared: shared.clone(),
+            }),
+            shared,
+        }
+    }
+
+    /// Opens a stream. The peer sees it at once, before any data. Waits
+    /// while too many opens await the peer's ACK. Cancel-safe.
+    pub async fn open_stream(&self) -> Result<Stream, ConnError> {
+        poll_fn(|cx| {
+            let mut guard = lock(&self.shared);
+            match guard.session.open(now()) {
+                Ok(Some(id)) => {
+                    guard.notify_driver();
+                    Poll::Ready(Ok(Stream::new(id, self.shared.clone())))
+                }
+                Ok(None) => {
+                    guard.open_wakers.register(cx);
+                    Poll::Pending
+                }
+                Err(e) => Poll::Ready(Err(e)),
+            }
+        })
+        .await
+    }
+
+    /// Waits for the next stream the peer opens.
+    pub async fn accept_stream(&self) -> Result<Stream, ConnError> {
+        poll_fn(|cx| {
+            let mut guard = lock(&self.shared);
+            match guard.session.accept() {
+                Ok(Some(id)) => {
+                    guard.notify_driver();
+                    Poll::Ready(Ok(Stream::new(id, self.shared.clone())))
+                }
+                Ok(None) => {
+                    guard.accept_wakers.register(cx);
+                    Poll::Pending
+                }
+                Err(e) => Poll::Ready(Err(e)),
+            }
+        })
+        .await
+    }
+
+    /// Closes gracefully: GO_AWAY, refuse new streams, let open streams
+    /// drain (at most the close timeout), then close the transport. Returns
+    /// once the transport is closed; `Err` if the connection had already
+    /// ended for another reason.
+    pub async fn close(&self) -> Result<(), ConnError> {
+        {
+            let mut guard = lock(&self.shared);
+            guard.session.close(now());
+            guard.wake_driver();
+            guard.wake_pending();
+        }
+        poll_fn(|cx| {
+            let mut guard = lock(&self.shared);
+            if guard.driver_done {
+                return Poll::Ready(match guard.session.closed_reason() {
+                    None | Some(ConnError::Closed) => Ok(()),
+                    Some(e) => Err(e.clone()),
+                });
+            }
+            guard.close_wakers.register(cx);
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Whether the connection is closing or closed.
+    pub fn is_closed(&self) -> bool {
+        let guard = lock(&self.shared);
+        guard.driver_done || guard.session.is_closing()
+    }
+
+    /// The latest round-trip time measured by ping.
+    pub fn rtt(&self) -> Option<Duration> {
+        lock(&self.shared).session.rtt()
+    }
+
+    /// Traffic and stream counters.
+    pub fn stats(&self) -> Stats {
+        lock(&self.shared).session.stats()
+    }
+}
+
+impl MuxedConn for Connection {
+    type Stream = Stream;
+
+    fn open_stream(&self) -> impl std::future::Future<Output = Result<Stream, ConnError>> + Send {
+        Connection::open_stream(self)
+    }
+
+    fn accept_stream(&self) -> impl std::future::Future<Output = Result<Stream, ConnError>> + Send {
+        Connection::accept_stream(self)
+    }
+
+    fn close(&self) -> impl std::future::Future<Output = Result<(), ConnError>> + Send {
+        Connection::close(self)
+    }
+
+    fn is_closed(&self) -> bool {
+        Connection::is_closed(self)
+    }
+}
+
+/// The [`Multiplexer`] of this crate: builds [`Connection`]s with one config.
+#[derive(Debug, Clone, Default)]
+pub struct YamuxLite {
+    config: Config,
+}
+
+impl YamuxLite {
+    /// A multiplexer using `config` for every connection.
+    pub fn new(config: Config) -> Self {
+        Self { config }
+    }
+}
+
+impl Multiplexer for YamuxLite {
+    type Conn = Connection;
+
+    fn new_conn<T>(&self, io: T, is_server: bool) -> Result<Connection, ConnError>
+    where
+        T: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let role = if is_server { Role::Server } else { Role::Client };
+        Ok(Connection::new(io, role, self.config.clone()))
+    }
+}

@@ -1,0 +1,262 @@
+//! The tokio task that owns the transport.
+//!
+//! Each turn it reads what the transport has into one buffer, decodes and
+//! feeds whole frames to the session, runs due timers, pulls frames to send
+//! into one write buffer (so many small frames leave in one write), wakes the
+//! tasks the session's events concern, and writes. It never holds the lock
+//! while doing I/O.
+
+use bytes::{Buf, BytesMut};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
+use tokio_util::codec::Decoder;
+
+use mux_core::ConnError;
+use mux_frame::{FrameCodec, FrameError};
+
+use crate::session::ProtocolError;
+use crate::shared::{lock, now, SharedRef};
+use crate::wire::lite;
+
+/// Stop pulling frames once this much waits to be written.
+const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// Stop reading while this much undecoded input is buffered.
+const READ_HIGH_WATER: usize = 256 * 1024;
+/// Read in chunks of at least this size.
+const READ_CHUNK: usize = 64 * 1024;
+/// Turns of the loop before yielding to the scheduler, for fairness.
+const TURNS_PER_POLL: usize = 32;
+
+pub(crate) struct Driver<T> {
+    io: Pin<Box<T>>,
+    shared: SharedRef,
+    codec: FrameCodec,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    timer: Pin<Box<Sleep>>,
+    read_closed: bool,
+    wakers: Vec<Waker>,
+}
+
+impl<T: AsyncRead + AsyncWrite> Driver<T> {
+    pub(crate) fn new(io: T, shared: SharedRef) -> Self {
+        let max = lock(&shared).session.max_frame_value();
+        Self {
+            io: Box::pin(io),
+            shared,
+            codec: FrameCodec::with_max_value_len(max),
+            read_buf: BytesMut::new(),
+            write_buf: BytesMut::new(),
+            timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            read_closed: false,
+            wakers: Vec::new(),
+        }
+    }
+
+    /// Reads from the transport if the session wants input. Returns whether
+    /// anything happened.
+    fn poll_read_transport(&mut self, cx: &mut Context<'_>, wants_read: bool) -> bool {
+        if self.read_closed || !wants_read || self.read_buf.len() >= READ_HIGH_WATER {
+            return false;
+        }
+        if self.read_buf.capacity().saturating_sub(self.read_buf.len()) < READ_CHUNK / 4 {
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        match tokio_util::io::poll_read_buf(self.io.as_mut(), cx, &mut self.read_buf) {
+            Poll::Pending => false,
+            Poll::Ready(Ok(0)) => {
+                self.read_closed = true;
+                true
+            }
+            Poll::Ready(Ok(_)) => true,
+            Poll::Ready(Err(e)) => {
+                self.read_closed = true;
+                lock(&self.shared).session.transport_closed(Some(e));
+                true
+            }
+        }
+    }
+
+    /// Decodes buffered input into the session, frames pending output, and
+    /// collects the wakers to call. Returns whether any frame was decoded.
+    fn process(&mut self) -> bool {
+        let mut guard = lock(&self.shared);
+        let shared = &mut *guard;
+        let session = &mut shared.session;
+        let now = now();
+        let mut decoded = false;
+        while session.wants_read() {
+            match self.codec.decode(&mut self.read_buf) {
+                Ok(Some(tlv)) => {
+                    decoded = true;
+                    match lite::decode(tlv) {
+                        Ok(frame) => session.handle_frame(frame, now),
+                        Err(e) => session.fail(e.into()),
+                    }
+                }
+                Ok(None) => {
+                    if self.read_closed && session.closed_reason().is_none() {
+                        if self.read_buf.is_empty() {
+                            session.transport_closed(None);
+                        } else {
+                            let expected = mux_frame::Header::parse(&self.read_buf).map_or(
+                                mux_frame::HEADER_LEN,
+                                |h| {
+                                    usize::try_from(h.len)
+                                        .unwrap_or(usize::MAX)
+                                        .saturating_add(mux_frame::HEADER_LEN)
+                                },
+                            );
+                            session.fail(ProtocolError::Truncated {
+                                buffered: self.read_buf.len(),
+                                expected,
+                            });
+                        }
+                    }
+                    break;
+                }
+                Err(FrameError::TooLarge { len, max }) => {
+                    session.fail(ProtocolError::FrameTooLarge { len, max });
+                    break;
+                }
+                Err(e) => {
+                    session.transport_closed(Some(e.into()));
+                    break;
+                }
+            }
+        }
+        if session.poll_timeout().is_some_and(|t| t <= now) {
+            session.handle_timeout(now);
+        }
+        while self.write_buf.len() < WRITE_HIGH_WATER {
+            let Some(frame) = session.poll_frame(now) else {
+                break;
+            };
+            lite::encode(&frame, &mut self.write_buf);
+        }
+        shared.collect_wakers(&mut self.wakers);
+        decoded
+    }
+
+    fn wake_collected(&mut self) {
+        for w in self.wakers.drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Writes buffered output. Returns whether bytes were written.
+    fn poll_write_transport(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
+        let mut wrote = false;
+        while !self.write_buf.is_empty() {
+            match self.io.as_mut().poll_write(cx, &self.write_buf) {
+                Poll::Pending => break,
+                Poll::Ready(Ok(0)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "transport accepted no bytes",
+                    ))
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.write_buf.advance(n);
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => return Err(e),
+            }
+        }
+        if wrote || self.write_buf.is_empty() {
+            // A flush that is pending is retried on the next turn.
+            if let Poll::Ready(Err(e)) = self.io.as_mut().poll_flush(cx) {
+                return Err(e);
+            }
+        }
+        Ok(wrote)
+    }
+
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let next = lock(&self.shared).session.poll_timeout();
+        let Some(next) = next else {
+            return false;
+        };
+        let at = tokio::time::Instant::from_std(next);
+        if self.timer.deadline() != at {
+            self.timer.as_mut().reset(at);
+        }
+        self.timer.as_mut().poll(cx).is_ready()
+    }
+
+    fn finish(&mut self, err: Option<ConnError>) {
+        let mut guard = lock(&self.shared);
+        if let Some(err) = err {
+            guard.session.abort(err);
+        } else if guard.session.closed_reason().is_none() {
+            guard.session.abort(ConnError::Closed);
+        }
+        guard.driver_done = true;
+        guard.wake_all_into(&mut self.wakers);
+        guard.collect_wakers(&mut self.wakers);
+        drop(guard);
+        self.wake_collected();
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        for _ in 0..TURNS_PER_POLL {
+            let wants_read = {
+                let mut guard = lock(&this.shared);
+                guard.set_driver_waker(cx);
+                guard.session.wants_read()
+            };
+            let read = this.poll_read_transport(cx, wants_read);
+            let decoded = this.process();
+            this.wake_collected();
+            let wrote = match this.poll_write_transport(cx) {
+                Ok(wrote) => wrote,
+                Err(e) => {
+                    tracing::debug!(error = %e, "transport write failed");
+                    this.finish(Some(ConnError::io(e)));
+                    return Poll::Ready(());
+                }
+            };
+            let done = lock(&this.shared).session.is_done();
+            if done && this.write_buf.is_empty() {
+                // Best effort: the peer learns of the close from EOF.
+                let _ = ready!(this.io.as_mut().poll_shutdown(cx));
+                this.finish(None);
+                return Poll::Ready(());
+            }
+            let fired = this.poll_timer(cx);
+            if !(read || decoded || wrote || fired) {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for Driver<T> {
+    fn drop(&mut self) {
+        // The runtime may drop the task before it finished (shutdown);
+        // nobody may wait forever on a transport that no longer exists.
+        let mut guard = lock(&self.shared);
+        if !guard.driver_done {
+            guard.session.abort(ConnError::Closed);
+            guard.driver_done = true;
+            let mut wakers = Vec::new();
+            guard.wake_all_into(&mut wakers);
+            guard.collect_wakers(&mut wakers);
+            drop(guard);
+            for w in wakers {
+                w.wake();
+            }
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! What each received frame does. Peer faults that break the connection
+//! return a [`ProtocolError`]; faults confined to one stream reset it.
+
+use bytes::Bytes;
+use std::time::Instant;
+
+use super::stream::{RecvState, ResetInfo, Stream};
+use super::{Event, Lifecycle, ProtocolError, Session};
+use crate::config::MAX_WINDOW;
+use crate::frame::{go_away, reset_code, Flags, Frame, Hello};
+use mux_core::ConnError;
+
+impl Session {
+    /// Feeds one decoded frame from the peer.
+    pub fn handle_frame(&mut self, frame: Frame, now: Instant) {
+        if matches!(self.lifecycle, Lifecycle::Closed(_)) {
+            return;
+        }
+        self.stats.frames_received = self.stats.frames_received.saturating_add(1);
+        self.last_recv = now;
+        if self.ping_outstanding.is_none() {
+            // Any traffic proves liveness, so the next keepalive waits.
+            self.ping_due = self
+                .config
+                .keepalive_interval
+                .and_then(|i| now.checked_add(i));
+        }
+        if let Err(e) = self.dispatch(frame, now) {
+            self.fail(e);
+        }
+    }
+
+    /// Ends the connection because the peer broke the protocol: GO_AWAY
+    /// (protocol error) goes out ahead of everything else.
+    pub fn fail(&mut self, err: ProtocolError) {
+        if matches!(self.lifecycle, Lifecycle::Closed(_)) {
+            return;
+        }
+        tracing::warn!(error = %err, "peer violated the protocol");
+        self.control.clear();
+        self.owed_pong = None;
+        self.control.push_back(Frame::GoAway {
+            code: go_away::PROTOCOL_ERROR,
+        });
+        self.abort(ConnError::protocol(err));
+    }
+
+    /// The transport ended (`None`: clean EOF) or failed.
+    pub fn transport_closed(&mut self, err: Option<std::io::Error>) {
+        let reason = match (err, self.go_away_received, &self.lifecycle) {
+            (Some(e), _, _) => ConnError::io(e),
+            (None, Some(code), _) => ConnError::GoAway { code },
+            (None, None, Lifecycle::Draining { .. }) => ConnError::Closed,
+            (None, None, _) => ConnError::io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "transport closed by the peer",
+            )),
+        };
+        self.control.clear();
+        self.owed_pong = None;
+        self.abort(reason);
+    }
+
+    fn dispatch(&mut self, frame: Frame, now: Instant) -> Result<(), ProtocolError> {
+        let Some(_) = self.peer else {
+            return match frame {
+                Frame::Hello(h) => self.on_hello(h),
+                _ => Err(ProtocolError::MissingHello),
+            };
+        };
+        match frame {
+            Frame::Hello(_) => Err(ProtocolError::DuplicateHello),
+            Frame::Data { id, flags, payload } => {
+                let len = payload.len();
+                if len > usize::try_from(self.config.max_frame_payload).unwrap_or(usize::MAX) {
+                    return Err(ProtocolError::PayloadTooLarge {
+                        len,
+                        max: self.config.max_frame_payload,
+                    });
+                }
+                self.stats.bytes_received = self
+                    .stats
+                    .bytes_received
+                    .saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
+                if len == 0 && flags == Flags::NONE {
+                    self.count_empty()?;
+                }
+                self.on_stream_frame(id, flags, Some(payload), 0)
+            }
+            Frame::Window { id, flags, delta } => {
+                if delta == 0 && flags == Flags::NONE {
+                    self.count_empty()?;
+                }
+                self.on_stream_frame(id, flags, None, delta)
+            }
+            Frame::Reset { id, code } => self.on_reset(id, code),
+            Frame::Ping { ack: false, opaque } => {
+                // One slot: `wants_read` is false until this pong is sent,
+                // so a second request cannot arrive before then.
+                self.owed_pong = Some(opaque);
+                Ok(())
+            }
+            Frame::Ping { ack: true, opaque } => {
+                if let Some((expected, sent)) = self.ping_outstanding {
+                    if expected == opaque {
+                        self.rtt = Some(now.saturating_duration_since(sent));
+                        self.ping_outstanding = None;
+                        self.ping_due = self
+                            .config
+                            .keepalive_interval
+                            .and_then(|i| now.checked_add(i));
+                    }
+                }
+                Ok(())
+            }
+            Frame::GoAway { code } => {
+                tracing::debug!(code, "peer sent go-away");
+                if self.go_away_received.is_none() {
+                    self.go_away_received = Some(code);
+                    self.events.push_back(Event::StateChanged);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn count_empty(&mut self) -> Result<(), ProtocolError> {
+        self.empty_frames = self.empty_frames.saturating_add(1);
+        if self.empty_frames > self.config.max_empty_frames {
+            return Err(ProtocolError::TooManyEmptyFrames);
+        }
+        Ok(())
+    }
+
+    fn on_hello(&mut self, h: Hello) -> Result<(), ProtocolError> {
+        if h.version != Hello::VERSION {
+            return Err(ProtocolError::UnsupportedVersion(h.version));
+        }
+        if h.initial_window > MAX_WINDOW {
+            return Err(ProtocolError::BadHello("initial window above 2^31-1"));
+        }
+        if h.max_frame_payload == 0 {
+            return Err(ProtocolError::BadHello("max frame payload of 0"));
+        }
+        tracing::debug!(?h, "peer hello");
+        self.peer = Some(h);
+        // Streams opened before the HELLO arrived could not send yet; now
+        // they know their window.
+        let ids: Vec<u32> = self.streams.keys().copied().collect();
+        for id in ids {
+            if let Some(s) = self.streams.get_mut(&id) {
+                s.send_window = h.initial_window;
+            }
+            self.enqueue_data(id);
+        }
+        self.events.push_back(Event::OpenReady);
+        Ok(())
+    }
+
+    /// Whether `id` belonged to a stream that existed and is gone, as
+    /// opposed to one that was never opened.
+    fn is_past_stream(&self, id: u32) -> bool {
+        if self.role.owns(id) {
+            self.next_local_id.is_none_or(|next| id < next)
+        } else {
+            id <= self.last_remote_id
+        }
+    }
+
+    /// Registers a stream the peer opens. `Ok(false)`: refused with RESET.
+    fn on_syn(&mut self, id: u32) -> Result<bool, ProtocolError> {
+        if self.role.owns(id) {
+            return Err(ProtocolError::WrongParity(id));
+        }
+        if id <= self.last_remote_id {
+            return Err(ProtocolError::StreamIdReused(id));
+        }
+        self.last_remote_id = id;
+        let refuse = !matches!(self.lifecycle, Lifecycle::Active)
+            || self.go_away_received.is_some()
+            || self.live_inbound >= self.config.max_inbound_streams
+            || self.accept_queue.len() >= self.config.accept_backlog;
+        if refuse {
+            tracing::debug!(stream = id, "refusing inbound stream");
+            self.stats.streams_refused = self.stats.streams_refused.saturating_add(1);
+            self.control.push_back(Frame::Reset {
+                id,
+                code: reset_code::REFUSED,
+            });
+            return Ok(false);
+        }
+        let send_window = self.peer.map_or(0, |h| h.initial_window);
+        let stream = Stream::new(false, send_window, self.config.initial_window);
+        self.recv_budget_used = self
+            .recv_budget_used
+            .saturating_add(u64::from(stream.recv_window));
+        self.streams.insert(id, stream);
+        self.live_inbound = self.live_inbound.saturating_add(1);
+        self.accept_queue.push_back(id);
+        self.events.push_back(Event::Incoming);
+        Ok(true)
+    }
+
+    fn on_stream_frame(
+        &mut self,
+        id: u32,
+        flags: Flags,
+        payload: Option<Bytes>,
+        delta: u32,
+    ) -> Result<(), ProtocolError> {
+        if id == 0 {
+            return Err(ProtocolError::StreamIdZero);
+        }
+        if flags.contains(Flags::SYN) && !self.on_syn(id)? {
+            return Ok(());
+        }
+        let Some(s) = self.streams.get_mut(&id) else {
+            return if self.is_past_stream(id) {
+                Ok(()) // late frame for a stream that is gone: discard
+            } else {
+                Err(ProtocolError::UnknownStream(id))
+            };
+        };
+        if flags.contains(Flags::ACK) {
+            if !s.flags.outbound {
+                return Err(ProtocolError::UnexpectedAck(id));
+            }
+            if !s.flags.acked {
+                s.flags.acked = true;
+                self.pending_opens = self.pending_opens.saturating_sub(1);
+                self.events.push_back(Event::OpenReady);
+            }
+        }
+        if s.reset.is_some() {
+            // Reset here, the peer has not seen it yet: drop silently.
+            self.after_change(id);
+            return Ok(());
+        }
+        if let Some(payload) = payload.filter(|p| !p.is_empty()) {
+            let len = payload.len();
+            let len32 = u32::try_from(len).unwrap_or(u32::MAX);
+            if len32 > s.recv_credit {
+                return Err(ProtocolError::WindowExceeded {
+                    id,
+                    len,
+                    credit: s.recv_credit,
+                });
+            }
+            if s.recv == RecvState::FinReceived {
+                return self.peer_stream_fault(id, "DATA after FIN");
+            }
+            s.recv_credit = s.recv_credit.saturating_sub(len32);
+            if s.flags.read_closed {
+                s.recv_consumed = s.recv_consumed.saturating_add(len32);
+                self.maybe_window_update(id);
+            } else {
+                s.recv_buffered = s.recv_buffered.saturating_add(len32);
+                s.recv_buf.push_back(payload);
+                self.events.push_back(Event::Readable(id));
+            }
+        }
+        if delta > 0 {
+            let Some(s) = self.streams.get_mut(&id) else {
+                return Ok(());
+            };
+            let grown = u64::from(s.send_window).saturating_add(u64::from(delta));
+            if grown > u64::from(MAX_WINDOW) {
+                return Err(ProtocolError::WindowOverflow(id));
+            }
+            let was_empty = s.send_window == 0;
+            s.send_window = u32::try_from(grown).unwrap_or(MAX_WINDOW);
+            if was_empty {
+                self.events.push_back(Event::Writable(id));
+            }
+            self.enqueue_data(id);
+        }
+        if flags.contains(Flags::FIN) {
+            let Some(s) = self.streams.get_mut(&id) else {
+                return Ok(());
+            };
+            if s.recv == RecvState::FinReceived {
+                return self.peer_stream_fault(id, "second FIN");
+            }
+            s.recv = RecvState::FinReceived;
+            // No more data can come, so credit owed for it is moot.
+            s.flags.window_pending = false;
+            self.events.push_back(Event::Readable(id));
+        }
+        self.after_change(id);
+        Ok(())
+    }
+
+    /// The peer broke a rule of one stream: reset that stream only, unless
+    /// it keeps doing so.
+    fn peer_stream_fault(&mut self, id: u32, what: &'static str) -> Result<(), ProtocolError> {
+        tracing::debug!(stream = id, what, "stream error caused by peer");
+        self.stats.peer_error_resets = self.stats.peer_error_resets.saturating_add(1);
+        if self.stats.peer_error_resets > self.config.max_peer_error_resets {
+            return Err(ProtocolError::TooManyResets);
+        }
+        self.reset_local(id, reset_code::STREAM_CLOSED);
+        Ok(())
+    }
+
+    fn on_reset(&mut self, id: u32, code: u32) -> Result<(), ProtocolError> {
+        if id == 0 {
+            return Err(ProtocolError::StreamIdZero);
+        }
+        let Some(s) = self.streams.get_mut(&id) else {
+            return if self.is_past_stream(id) {
+                Ok(())
+            } else {
+                Err(ProtocolError::UnknownStream(id))
+            };
+        };
+        if s.reset.is_some() {
+            return Ok(());
+        }
+        tracing::trace!(stream = id, code, "reset by peer");
+        s.reset = Some(ResetInfo { code, remote: true });
+        s.clear_buffers();
+        s.flags.syn_pending = false;
+        s.flags.ack_pending = false;
+        s.flags.window_pending = false;
+        if s.flags.in_backlog {
+            // Opened and reset before the application saw it: the Rapid
+            // Reset pattern. Free it now, and count it.
+            s.flags.in_backlog = false;
+            self.accept_queue.retain(|&q| q != id);
+            self.reset_before_accept = self.reset_before_accept.saturating_add(1);
+            if self.reset_before_accept > self.config.max_reset_before_accept {
+                return Err(ProtocolError::TooManyResets);
+            }
+        }
+        self.events.push_back(Event::Readable(id));
+        self.events.push_back(Event::Writable(id));
+        self.after_change(id);
+        Ok(())
+    }
+}

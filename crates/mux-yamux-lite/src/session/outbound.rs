@@ -1,0 +1,162 @@
+//! What goes on the wire next, in priority order:
+//!
+//! 1. HELLO (always first);
+//! 2. the owed pong (one slot);
+//! 3. connection control: RESET, PING, GO_AWAY;
+//! 4. per-stream control: SYN, ACK and window updates, one frame per stream;
+//! 5. DATA, one bounded frame per stream per turn, round-robin.
+//!
+//! Control never waits behind data, and no stream can starve another
+//! because each turn yields at most one frame of `max_frame_payload`.
+
+use std::time::{Duration, Instant};
+
+use super::stream::{RecvState, SendState};
+use super::{Event, Lifecycle, Session};
+use crate::frame::{Flags, Frame, Hello};
+
+impl Session {
+    /// The next frame to send, or `None` when there is nothing to send now.
+    pub fn poll_frame(&mut self, now: Instant) -> Option<Frame> {
+        let frame = self.next_frame(now)?;
+        self.stats.frames_sent = self.stats.frames_sent.saturating_add(1);
+        Some(frame)
+    }
+
+    fn next_frame(&mut self, now: Instant) -> Option<Frame> {
+        if !self.hello_sent {
+            self.hello_sent = true;
+            return Some(Frame::Hello(Hello {
+                version: Hello::VERSION,
+                initial_window: self.config.initial_window,
+                max_frame_payload: self.config.max_frame_payload,
+                max_inbound_streams: u32::try_from(self.config.max_inbound_streams)
+                    .unwrap_or(u32::MAX),
+            }));
+        }
+        if let Some(opaque) = self.owed_pong.take() {
+            return Some(Frame::Ping { ack: true, opaque });
+        }
+        if let Some(frame) = self.control.pop_front() {
+            return Some(frame);
+        }
+        if self.peer.is_none() || matches!(self.lifecycle, Lifecycle::Closed(_)) {
+            return None;
+        }
+        while let Some(id) = self.ctrl_queue.pop_front() {
+            if let Some(frame) = self.stream_ctrl_frame(id, now) {
+                self.after_change(id);
+                return Some(frame);
+            }
+        }
+        while let Some(id) = self.data_queue.pop_front() {
+            if let Some(frame) = self.data_frame(id) {
+                self.after_change(id);
+                return Some(frame);
+            }
+        }
+        None
+    }
+
+    /// One WINDOW_UPDATE carrying whatever the stream owes: SYN, ACK, credit.
+    fn stream_ctrl_frame(&mut self, id: u32, now: Instant) -> Option<Frame> {
+        let rtt = self.rtt;
+        let budget_left = self
+            .config
+            .connection_receive_budget
+            .saturating_sub(self.recv_budget_used);
+        let max_window = self.config.max_window;
+        let s = self.streams.get_mut(&id)?;
+        s.flags.in_ctrl_queue = false;
+        if !s.needs_ctrl() {
+            return None;
+        }
+        let mut flags = Flags::NONE;
+        if std::mem::take(&mut s.flags.syn_pending) {
+            flags = flags.with(Flags::SYN);
+        }
+        if std::mem::take(&mut s.flags.ack_pending) {
+            flags = flags.with(Flags::ACK);
+        }
+        let mut delta = 0u32;
+        if std::mem::take(&mut s.flags.window_pending) && s.recv == RecvState::Open {
+            let grow = auto_tune_growth(s.recv_window, max_window, budget_left, rtt, s.last_update, now);
+            s.recv_window = s.recv_window.saturating_add(grow);
+            delta = s.recv_consumed.saturating_add(grow);
+            s.recv_credit = s.recv_credit.saturating_add(delta);
+            s.recv_consumed = 0;
+            s.last_update = Some(now);
+            self.recv_budget_used = self.recv_budget_used.saturating_add(u64::from(grow));
+            if grow > 0 {
+                tracing::trace!(stream = id, window = s.recv_window, "window grew");
+            }
+        }
+        Some(Frame::Window { id, flags, delta })
+    }
+
+    /// One DATA frame of stream `id`, bounded by window and frame size.
+    fn data_frame(&mut self, id: u32) -> Option<Frame> {
+        let max_payload = self
+            .peer
+            .map_or(0, |h| h.max_frame_payload)
+            .min(self.config.max_frame_payload);
+        let s = self.streams.get_mut(&id)?;
+        s.flags.in_data_queue = false;
+        if !s.can_send() {
+            return None;
+        }
+        let mut flags = Flags::NONE;
+        // A SYN or ACK still owed rides on the first DATA frame.
+        if std::mem::take(&mut s.flags.syn_pending) {
+            flags = flags.with(Flags::SYN);
+        }
+        if std::mem::take(&mut s.flags.ack_pending) {
+            flags = flags.with(Flags::ACK);
+        }
+        let n = s
+            .send_buf
+            .len()
+            .min(usize::try_from(s.send_window).unwrap_or(usize::MAX))
+            .min(usize::try_from(max_payload).unwrap_or(usize::MAX));
+        let payload = s.send_buf.split_to(n).freeze();
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        s.send_window = s.send_window.saturating_sub(n32);
+        if s.send == SendState::FinQueued && s.send_buf.is_empty() {
+            s.send = SendState::FinSent;
+            flags = flags.with(Flags::FIN);
+        }
+        let again = s.can_send();
+        if again {
+            s.flags.in_data_queue = true;
+            self.data_queue.push_back(id);
+        }
+        self.stats.bytes_sent = self
+            .stats
+            .bytes_sent
+            .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+        self.events.push_back(Event::Writable(id));
+        Some(Frame::Data { id, flags, payload })
+    }
+}
+
+/// How much to grow a stream's window when it sends an update. Like
+/// rust-yamux: if the previous update went out less than two round trips
+/// ago, the window (not the reader) is the bottleneck, so double it, within
+/// the stream maximum and the connection budget.
+fn auto_tune_growth(
+    window: u32,
+    max_window: u32,
+    budget_left: u64,
+    rtt: Option<Duration>,
+    last_update: Option<Instant>,
+    now: Instant,
+) -> u32 {
+    let (Some(rtt), Some(last)) = (rtt, last_update) else {
+        return 0;
+    };
+    if now.saturating_duration_since(last) >= rtt.saturating_mul(2) {
+        return 0;
+    }
+    let grow = window.min(max_window.saturating_sub(window));
+    u32::try_from(u64::from(grow).min(budget_left)).unwrap_or(0)
+}

@@ -1,0 +1,162 @@
+//! One stream's state inside the session.
+//!
+//! A stream has two halves that move independently, plus a reset that ends
+//! both. The transition table lives in docs/PROTOCOL.md ("Stream states");
+//! every arm below corresponds to one row of it.
+//!
+//! ```text
+//! send half:  Open --close_write--> FinQueued --FIN framed--> FinSent
+//! recv half:  Open --FIN received--> FinReceived
+//! either:     * --reset (local or remote)--> Reset (both halves, final)
+//! ```
+
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// The sending half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendState {
+    /// Writes are accepted.
+    Open,
+    /// The application closed its write side; FIN goes out after the buffer.
+    FinQueued,
+    /// FIN has been framed; nothing more will be sent.
+    FinSent,
+}
+
+/// The receiving half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvState {
+    /// The peer may send more.
+    Open,
+    /// The peer sent FIN; buffered bytes remain readable, then EOF.
+    FinReceived,
+}
+
+/// A stream reset: who did it and with which code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetInfo {
+    /// The code carried by the RESET frame.
+    pub code: u32,
+    /// `true` when the peer reset the stream.
+    pub remote: bool,
+}
+
+/// Per-stream state. Field order keeps hot fields together; nothing here
+/// allocates until data flows, so an idle stream stays small.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    pub(crate) send: SendState,
+    pub(crate) recv: RecvState,
+    pub(crate) reset: Option<ResetInfo>,
+    /// Bytes written by the application and not yet framed.
+    pub(crate) send_buf: BytesMut,
+    /// Credit the peer granted that this side has not used.
+    pub(crate) send_window: u32,
+    /// Received payloads not yet read by the application.
+    pub(crate) recv_buf: VecDeque<Bytes>,
+    /// Total length of `recv_buf`.
+    pub(crate) recv_buffered: u32,
+    /// Bytes the peer may still send before more credit is granted.
+    pub(crate) recv_credit: u32,
+    /// The stream's current receive window (auto-tuned).
+    pub(crate) recv_window: u32,
+    /// Bytes consumed (read or discarded) since the last window update.
+    pub(crate) recv_consumed: u32,
+    /// When the last window update was framed, for auto-tuning.
+    pub(crate) last_update: Option<Instant>,
+    pub(crate) flags: StreamFlags,
+}
+
+/// Booleans packed apart from the state enums.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct StreamFlags {
+    /// This side opened the stream.
+    pub(crate) outbound: bool,
+    /// SYN not yet framed.
+    pub(crate) syn_pending: bool,
+    /// ACK owed to the peer (set on accept).
+    pub(crate) ack_pending: bool,
+    /// The peer acknowledged our SYN.
+    pub(crate) acked: bool,
+    /// A window update should be framed.
+    pub(crate) window_pending: bool,
+    /// The application closed its read side: incoming bytes are discarded.
+    pub(crate) read_closed: bool,
+    /// No application handle exists (dropped, or not yet accepted).
+    pub(crate) detached: bool,
+    /// Present in the session's control queue.
+    pub(crate) in_ctrl_queue: bool,
+    /// Present in the session's data queue.
+    pub(crate) in_data_queue: bool,
+    /// Waiting in the accept backlog.
+    pub(crate) in_backlog: bool,
+    /// Counted in the session's live-stream totals (not finished yet).
+    pub(crate) live: bool,
+}
+
+impl Stream {
+    pub(crate) fn new(outbound: bool, send_window: u32, recv_window: u32) -> Self {
+        Self {
+            send: SendState::Open,
+            recv: RecvState::Open,
+            reset: None,
+            send_buf: BytesMut::new(),
+            send_window,
+            recv_buf: VecDeque::new(),
+            recv_buffered: 0,
+            recv_credit: recv_window,
+            recv_window,
+            recv_consumed: 0,
+            last_update: None,
+            flags: StreamFlags {
+                outbound,
+                syn_pending: outbound,
+                detached: !outbound,
+                in_backlog: !outbound,
+                live: true,
+                ..StreamFlags::default()
+            },
+        }
+    }
+
+    /// Whether this side has data (or a FIN) it may frame now.
+    pub(crate) fn can_send(&self) -> bool {
+        if self.reset.is_some() {
+            return false;
+        }
+        match self.send {
+            SendState::Open => !self.send_buf.is_empty() && self.send_window > 0,
+            SendState::FinQueued => {
+                self.send_buf.is_empty() || self.send_window > 0 // FIN, or data then FIN
+            }
+            SendState::FinSent => false,
+        }
+    }
+
+    /// Whether a control frame (SYN, ACK or window update) is owed.
+    pub(crate) fn needs_ctrl(&self) -> bool {
+        self.reset.is_none()
+            && (self.flags.syn_pending || self.flags.ack_pending || self.flags.window_pending)
+    }
+
+    /// Both halves are final: FIN both ways, or reset.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.reset.is_some() || (self.send == SendState::FinSent && self.recv == RecvState::FinReceived)
+    }
+
+    /// The stream can leave the session's table: finished, no handle, and
+    /// nothing owed to the wire.
+    pub(crate) fn is_reclaimable(&self) -> bool {
+        self.flags.detached && self.is_finished() && !self.needs_ctrl() && !self.flags.in_backlog
+    }
+
+    /// Drops everything buffered in both directions, returning how many
+    /// received bytes were discarded.
+    pub(crate) fn clear_buffers(&mut self) -> u32 {
+        self.send_buf = BytesMut::new();
+        self.recv_buf = VecDeque::new();
+        std::mem::take(&mut self.recv_buffered)
+    }
+}

@@ -1,0 +1,147 @@
+//! The state the driver task and the handles share: the session plus the
+//! wakers of every task waiting on it, behind one mutex.
+//!
+//! One lock (instead of channels per stream) means a stream's `poll_read`
+//! copies straight out of the session's receive buffer and `poll_write`
+//! straight into its send buffer: no message hop, no allocation per call.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Waker};
+
+use crate::session::{Event, Session};
+
+pub(crate) type SharedRef = Arc<Mutex<Shared>>;
+
+/// Locks the shared state. Poisoning is ignored: every critical section
+/// leaves the session consistent between statements that can panic (none
+/// should), and refusing service forever would be worse.
+pub(crate) fn lock(shared: &SharedRef) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The current time on tokio's clock (virtual under a paused test clock).
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct WakerList(Vec<Waker>);
+
+impl WakerList {
+    pub(crate) fn register(&mut self, cx: &Context<'_>) {
+        if !self.0.iter().any(|w| w.will_wake(cx.waker())) {
+            self.0.push(cx.waker().clone());
+        }
+    }
+
+    fn drain_into(&mut self, out: &mut Vec<Waker>) {
+        out.append(&mut self.0);
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) session: Session,
+    read_wakers: HashMap<u32, Waker>,
+    write_wakers: HashMap<u32, Waker>,
+    pub(crate) accept_wakers: WakerList,
+    pub(crate) open_wakers: WakerList,
+    pub(crate) close_wakers: WakerList,
+    driver_waker: Option<Waker>,
+    /// The driver task has ended; the transport is gone.
+    pub(crate) driver_done: bool,
+}
+
+impl Shared {
+    pub(crate) fn new(session: Session) -> Self {
+        Self {
+            session,
+            read_wakers: HashMap::new(),
+            write_wakers: HashMap::new(),
+            accept_wakers: WakerList::default(),
+            open_wakers: WakerList::default(),
+            close_wakers: WakerList::default(),
+            driver_waker: None,
+            driver_done: false,
+        }
+    }
+
+    pub(crate) fn register_read(&mut self, id: u32, cx: &Context<'_>) {
+        register(&mut self.read_wakers, id, cx);
+    }
+
+    pub(crate) fn register_write(&mut self, id: u32, cx: &Context<'_>) {
+        register(&mut self.write_wakers, id, cx);
+    }
+
+    pub(crate) fn forget_stream(&mut self, id: u32) {
+        self.read_wakers.remove(&id);
+        self.write_wakers.remove(&id);
+    }
+
+    pub(crate) fn set_driver_waker(&mut self, cx: &Context<'_>) {
+        match &mut self.driver_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+    }
+
+    /// Wakes the driver if the session has frames to send.
+    pub(crate) fn notify_driver(&self) {
+        if self.session.wants_transmit() {
+            self.wake_driver();
+        }
+    }
+
+    pub(crate) fn wake_driver(&self) {
+        if let Some(w) = &self.driver_waker {
+            w.wake_by_ref();
+        }
+    }
+
+    /// Turns session events into the wakers to call; the caller wakes them
+    /// after releasing the lock so woken tasks do not contend for it.
+    pub(crate) fn collect_wakers(&mut self, out: &mut Vec<Waker>) {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Readable(id) => out.extend(self.read_wakers.remove(&id)),
+                Event::Writable(id) => out.extend(self.write_wakers.remove(&id)),
+                Event::Incoming => self.accept_wakers.drain_into(out),
+                Event::OpenReady => self.open_wakers.drain_into(out),
+                Event::StateChanged => self.wake_all_into(out),
+            }
+        }
+    }
+
+    pub(crate) fn wake_all_into(&mut self, out: &mut Vec<Waker>) {
+        out.extend(self.read_wakers.drain().map(|(_, w)| w));
+        out.extend(self.write_wakers.drain().map(|(_, w)| w));
+        self.accept_wakers.drain_into(out);
+        self.open_wakers.drain_into(out);
+        self.close_wakers.drain_into(out);
+    }
+
+    /// Wakes whatever the session's pending events concern, right now.
+    /// Used by handles, whose commands can also produce events.
+    pub(crate) fn wake_pending(&mut self) {
+        if !self.session.has_events() {
+            return;
+        }
+        let mut wakers = Vec::new();
+        self.collect_wakers(&mut wakers);
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+fn register(map: &mut HashMap<u32, Waker>, id: u32, cx: &Context<'_>) {
+    match map.get_mut(&id) {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        Some(w) => w.clone_from(cx.waker()),
+        None => {
+            map.insert(id, cx.waker().clone());
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The stream handle: tokio `AsyncRead + AsyncWrite` over one stream.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use mux_core::{DeadlineTimer, Deadlines, Direction, MuxedStream, StreamError, StreamId};
+
+use crate::session::ReadOutcome;
+use crate::shared::{lock, now, SharedRef};
+
+/// One multiplexed stream.
+///
+/// - `poll_shutdown` is close-write: it completes once FIN is framed behind
+///   every written byte.
+/// - `poll_flush` completes once every written byte has been framed (left
+///   for the transport), so it waits on the peer's window.
+/// - Dropping the handle closes both directions: written bytes are still
+///   delivered, then FIN; bytes that arrive later are discarded.
+#[derive(Debug)]
+pub struct Stream {
+    id: u32,
+    shared: SharedRef,
+    deadlines: Deadlines,
+    read_timer: DeadlineTimer,
+    write_timer: DeadlineTimer,
+}
+
+impl Stream {
+    pub(crate) fn new(id: u32, shared: SharedRef) -> Self {
+        Self {
+            id,
+            shared,
+            deadlines: Deadlines::new(),
+            read_timer: DeadlineTimer::new(),
+            write_timer: DeadlineTimer::new(),
+        }
+    }
+
+    /// Parks the task until the session or the deadline wakes it. Returns
+    /// `TimedOut` if the deadline already passed.
+    fn park(&mut self, dir: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let timer = match dir {
+            Direction::Read => &mut self.read_timer,
+            Direction::Write => &mut self.write_timer,
+        };
+        match self.deadlines.poll_expired(dir, timer, cx) {
+            Poll::Ready(()) => Poll::Ready(Err(StreamError::TimedOut.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn check_deadline(&self, dir: Direction) -> io::Result<()> {
+        if self.deadlines.is_expired(dir) {
+            return Err(StreamError::TimedOut.into());
+        }
+        Ok(())
+    }
+
+    /// Runs a write-side command that completes when it returns `Ok(true)`.
+    fn poll_write_side(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: fn(&mut crate::session::Session, u32) -> Result<bool, StreamError>,
+    ) -> Poll<io::Result<()>> {
+        self.check_deadline(Direction::Write)?;
+        {
+            let mut guard = lock(&self.shared);
+            let done = op(&mut guard.session, self.id);
+            guard.notify_driver();
+            guard.wake_pending();
+            match done {
+                Err(e) => return Poll::Ready(Err(e.into())),
+                Ok(true) => return Poll::Ready(Ok(())),
+                Ok(false) => guard.register_write(self.id, cx),
+            }
+        }
+        self.park(Direction::Write, cx)
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        this.check_deadline(Direction::Read)?;
+        {
+            let mut guard = lock(&this.shared);
+            match guard.session.read(this.id, buf.initialize_unfilled()) {
+                Ok(ReadOutcome::Data(n)) => {
+                    buf.advance(n);
+                    guard.notify_driver();
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(ReadOutcome::Eof) => return Poll::Ready(Ok(())),
+                Ok(ReadOutcome::Blocked) => guard.register_read(this.id, cx),
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        }
+        this.park(Direction::Read, cx)
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        this.check_deadline(Direction::Write)?;
+        {
+            let mut guard = lock(&this.shared);
+            match guard.session.write(this.id, data) {
+                Ok(Some(n)) => {
+                    guard.notify_driver();
+                    return Poll::Ready(Ok(n));
+                }
+                Ok(None) => guard.register_write(this.id, cx),
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        }
+        match this.park(Direction::Write, cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            _ => Poll::Pending,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_write_side(cx, |s, id| s.flush(id))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_write_side(cx, |s, id| s.close_write(id))
+    }
+}
+
+impl MuxedStream for Stream {
+    fn id(&self) -> StreamId {
+        StreamId(self.id)
+    }
+
+    fn close_read(&mut self) -> io::Result<()> {
+        let mut guard = lock(&self.shared);
+        let result = guard.session.close_read(self.id);
+        guard.notify_driver();
+        guard.wake_pending();
+        result.map_err(Into::into)
+    }
+
+    fn reset_with(&mut self, code: u32) {
+        let mut guard = lock(&self.shared);
+        guard.session.reset(self.id, code);
+        guard.notify_driver();
+        guard.wake_pending();
+    }
+
+    fn deadlines(&self) -> Deadlines {
+        self.deadlines.clone()
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let mut guard = lock(&self.shared);
+        guard.forget_stream(self.id);
+        guard.session.detach(self.id, now());
+        guard.notify_driver();
+        guard.wake_pending();
+    }
+}

@@ -19,10 +19,17 @@ pub(crate) fn check(data: &[u8]) {
         n => u32::from(*n),
     };
     let chunks = Chunks::new(*pattern, stream);
-    let cap_bound = usize::try_from(limit)
+    // Everything buffered plus everything the decoder reserves fits in
+    // `needed_max`: a partial frame (< limit + header) plus one chunk. The
+    // allocation itself may be up to 4x that (Vec's 8-byte minimum, and
+    // BytesMut doubling when it cannot reuse space in front of the data),
+    // which is allocator policy, not the decoder; the decoder's own
+    // reservations are checked exactly after each call below.
+    let needed_max = usize::try_from(limit)
         .unwrap_or(usize::MAX)
         .saturating_add(HEADER_LEN)
         .saturating_add(chunks.max);
+    let cap_bound = needed_max.max(8).saturating_mul(4);
 
     let mut codec = FrameCodec::with_max_value_len(limit);
     let mut buf = BytesMut::new();
@@ -34,6 +41,7 @@ pub(crate) fn check(data: &[u8]) {
             let (len_before, cap_before) = (buf.len(), buf.capacity());
             match codec.decode(&mut buf) {
                 Ok(Some(frame)) => {
+                    assert!(buf.capacity() <= cap_before, "grew while splitting");
                     let mut wire = BytesMut::new();
                     if let Err(e) = codec.encode(frame.clone(), &mut wire) {
                         panic!("decoded frame does not re-encode: {e}");
@@ -44,7 +52,19 @@ pub(crate) fn check(data: &[u8]) {
                     assert_eq!(zero_copy.copy_to_bytes(zero_copy.remaining()), wire);
                     consumed = end;
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    assert_eq!(buf.len(), len_before);
+                    match frame_total(&buf) {
+                        // Room for exactly the rest of the frame, and no
+                        // reservation at all when there already was room.
+                        Some(total) if cap_before >= total => {
+                            assert_eq!(buf.capacity(), cap_before);
+                        }
+                        Some(total) => assert!(buf.capacity() >= total),
+                        None => assert_eq!(buf.capacity(), cap_before),
+                    }
+                    break;
+                }
                 Err(FrameError::TooLarge { len, max }) => {
                     let header = Header::parse(&buf);
                     assert_eq!(header.map(|h| u64::from(h.len)), Some(len));
@@ -72,11 +92,7 @@ pub(crate) fn check(data: &[u8]) {
             expected,
         }) => {
             assert_eq!(b, buffered);
-            let want = Header::parse(&buf).map_or(HEADER_LEN, |h| {
-                usize::try_from(h.len)
-                    .unwrap_or(usize::MAX)
-                    .saturating_add(HEADER_LEN)
-            });
+            let want = frame_total(&buf).unwrap_or(HEADER_LEN);
             assert!(expected == want && expected > buffered);
             if buffered >= HEADER_LEN {
                 // `decode` reserved room for the whole frame.
@@ -85,6 +101,13 @@ pub(crate) fn check(data: &[u8]) {
         }
         other => panic!("unexpected decode_eof result: {other:?}"),
     }
+}
+
+/// Header plus value length of the buffered frame, once its header is in.
+fn frame_total(buf: &[u8]) -> Option<usize> {
+    let header = Header::parse(buf)?;
+    let len = usize::try_from(header.len).unwrap_or(usize::MAX);
+    Some(len.saturating_add(HEADER_LEN))
 }
 
 /// Splits the stream into chunks of input-chosen sizes.

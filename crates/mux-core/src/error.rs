@@ -177,4 +177,3 @@ impl From<ConnError> for io::Error {
         io::Error::new(e.kind(), e)
     }
 }
-

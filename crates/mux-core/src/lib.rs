@@ -43,5 +43,5 @@ pub mod compat;
 
 pub use deadline::{DeadlineTimer, Deadlines, Direction};
 pub use error::{ConnError, StreamError};
-pub use rwconn::RwConn;
-pub use traits::{MuxedConn, MuxedStream, Multiplexer, StreamId};
+pub use rwconn::{Done, RwConn};
+pub use traits::{Multiplexer, MuxedConn, MuxedStream, StreamId};

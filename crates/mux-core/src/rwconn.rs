@@ -9,7 +9,7 @@
 //! [`Deadlines`] handle, so another task may set them while an operation is
 //! pending; setting one wakes that operation. Once a direction's deadline has
 //! passed, its operations fail with
-//! [`StreamError::TimedOut`](crate::StreamError::TimedOut) (`io::ErrorKind::TimedOut`),
+//! [`StreamError::TimedOut`] (`io::ErrorKind::TimedOut`),
 //! even when data is ready, as in Go. Nothing is closed: move or clear the
 //! deadline and the direction works again. No byte is lost, because an
 //! interrupted poll has left the inner reader and writer untouched.
@@ -27,9 +27,9 @@
 //! [`RwConn::close`] closes **both directions**, like Go's `Close`: it flushes
 //! and shuts down the writer (bounded by the optional
 //! [linger](RwConn::with_linger)), then marks the connection closed. From then
-//! on reads fail with [`StreamError::ReadClosed`](crate::StreamError::ReadClosed)
+//! on reads fail with [`StreamError::ReadClosed`]
 //! (`NotConnected`, deliberately not EOF) and writes, flushes and shutdowns
-//! with [`StreamError::WriteClosed`](crate::StreamError::WriteClosed)
+//! with [`StreamError::WriteClosed`]
 //! (`BrokenPipe`). `poll_shutdown` on its own is only close-write, as for a
 //! TCP half-close: reads keep working.
 //!

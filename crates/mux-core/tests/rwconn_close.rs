@@ -10,7 +10,7 @@ use std::marker::PhantomPinned;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use tokio::io::{
     AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf, ReadHalf,
@@ -128,6 +128,52 @@ async fn close_with_stuck_writer_gives_up_after_the_linger() {
     assert_eq!(count.load(Ordering::SeqCst), 1);
 }
 
+/// A writer that accepts everything and records which calls it got.
+#[derive(Default)]
+struct Recorder {
+    calls: Arc<Mutex<Vec<&'static str>>>,
+}
+
+impl Recorder {
+    fn record(&self, call: &'static str) {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(call);
+    }
+}
+
+impl AsyncWrite for Recorder {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.record("write");
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.record("flush");
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.record("shutdown");
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn close_flushes_before_shutting_down() {
+    let writer = Recorder::default();
+    let calls = Arc::clone(&writer.calls);
+    let mut conn = RwConn::new(tokio::io::empty(), writer);
+    conn.write_all(b"x").await.unwrap();
+    conn.close().await.unwrap();
+    assert_eq!(*calls.lock().unwrap(), ["write", "flush", "shutdown"]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn close_ignores_an_expired_write_deadline() {
     let (mut conn, _peer_tx, mut peer_rx) = setup(64);
@@ -153,6 +199,7 @@ async fn hooks_run_in_order_and_one_added_after_the_end_runs_at_once() {
 
     let late = Arc::clone(&log);
     conn.on_close(move || late.lock().unwrap().push(3));
+    assert_eq!(*log.lock().unwrap(), [1, 2, 3]);
     drop(conn);
     assert_eq!(*log.lock().unwrap(), [1, 2, 3]);
 }
@@ -190,7 +237,7 @@ async fn shutdown_alone_is_close_write_and_reads_go_on() {
     assert_eq!(got, b"req");
 
     peer_tx.write_all(b"resp").await.unwrap();
-    drop(peer_tx);
+    peer_tx.shutdown().await.unwrap();
     let mut got = Vec::new();
     conn.read_to_end(&mut got).await.unwrap();
     assert_eq!(got, b"resp");

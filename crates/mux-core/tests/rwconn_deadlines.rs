@@ -78,7 +78,7 @@ async fn read_deadline_set_from_another_task_interrupts_pending_read_and_loses_n
 async fn past_read_deadline_fails_at_once_even_with_data_buffered() {
     let (mut conn, mut peer_tx, _peer_rx) = setup(64);
     peer_tx.write_all(b"buffered bytes").await.unwrap();
-    drop(peer_tx);
+    peer_tx.shutdown().await.unwrap();
 
     let start = Instant::now();
     conn.set_read_deadline(Some(start));
@@ -153,7 +153,8 @@ async fn blocked_write_times_out_then_resumes_and_peer_gets_exactly_the_reported
     let mut sent = 0;
     let err = loop {
         let end = (sent + 7).min(data.len());
-        match conn.write(&data[sent..end]).await {
+        let write = timeout(Duration::from_secs(10), conn.write(&data[sent..end]));
+        match write.await.expect("the write deadline must fire") {
             Ok(n) => {
                 assert!(n > 0);
                 sent += n;
@@ -194,7 +195,8 @@ async fn flush_of_a_stuck_writer_times_out_under_the_write_deadline() {
 
     let start = Instant::now();
     conn.set_write_deadline(Some(start + Duration::from_secs(1)));
-    assert_timed_out(&conn.flush().await.unwrap_err());
+    let flush = timeout(Duration::from_secs(10), conn.flush()).await;
+    assert_timed_out(&flush.expect("the write deadline must fire").unwrap_err());
     assert_elapsed_about(start, Duration::from_secs(1));
 
     conn.set_deadline(None);

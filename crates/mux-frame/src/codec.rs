@@ -1,6 +1,6 @@
 //! The bounded `tokio_util` codec.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::error::{len_u64, FrameError};
@@ -70,7 +70,7 @@ impl FrameCodec {
             return Ok(Progress::NeedValue { total });
         }
         let mut value = src.split_to(total);
-        bytes::Buf::advance(&mut value, HEADER_LEN);
+        value.advance(HEADER_LEN);
         Ok(Progress::Frame(Frame {
             kind: header.kind,
             value: value.freeze(),

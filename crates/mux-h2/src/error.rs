@@ -279,13 +279,15 @@ pub(crate) fn hyper_error_kind(e: &hyper::Error) -> io::ErrorKind {
 
 /// The [`StreamError`] an `h2` error stands for, if it is a reset or a
 /// go-away: those mean the same thing on every transport of this workspace.
-pub(crate) fn h2_stream_error(h2: &h2::Error) -> Option<StreamError> {
+///
+/// hyper reports a RST_STREAM received while writing upgraded I/O as a bare
+/// reason (neither "reset" nor "go-away" to h2); `bare_reason_is_reset`
+/// says to read it as the peer's reset.
+pub(crate) fn h2_stream_error(h2: &h2::Error, bare_reason_is_reset: bool) -> Option<StreamError> {
     let code = u32::from(h2.reason()?);
-    if h2.is_reset() {
-        return Some(StreamError::Reset {
-            code,
-            remote: h2.is_remote(),
-        });
+    if h2.is_reset() || (bare_reason_is_reset && !h2.is_go_away() && !h2.is_io()) {
+        let remote = h2.is_remote() || !h2.is_reset();
+        return Some(StreamError::Reset { code, remote });
     }
     if h2.is_go_away() {
         let conn = if h2.is_remote() {
@@ -300,7 +302,7 @@ pub(crate) fn h2_stream_error(h2: &h2::Error) -> Option<StreamError> {
 
 /// Maps an error of the incoming body.
 pub(crate) fn body_error(e: hyper::Error) -> io::Error {
-    if let Some(se) = find_source::<h2::Error>(&e).and_then(h2_stream_error) {
+    if let Some(se) = find_source::<h2::Error>(&e).and_then(|h2| h2_stream_error(h2, false)) {
         tracing::debug!(error = %e, "mux-h2: tunnel stream ended abnormally");
         return se.into();
     }
@@ -314,7 +316,7 @@ pub(crate) fn upgraded_io_error(e: io::Error) -> io::Error {
     let se = e
         .get_ref()
         .and_then(|inner| find_source::<h2::Error>(inner))
-        .and_then(h2_stream_error);
+        .and_then(|h2| h2_stream_error(h2, true));
     match se {
         Some(se) => {
             tracing::debug!(error = %e, "mux-h2: tunnel stream ended abnormally");

@@ -53,10 +53,26 @@ pub const SEND_QUEUE_CHUNKS: usize = 8;
 /// frame. It also caps each copy hyper's upgraded I/O makes per write.
 pub const MAX_CHUNK: usize = 16 * 1024;
 
+/// The HTTP/2 receive window of each tunnel stream, on both sides (hyper's
+/// server default; its client default is 2 MiB).
+///
+/// This bounds how far a peer's writer can run ahead of this side's reader.
+pub const STREAM_WINDOW: u32 = 1024 * 1024;
+
+/// The HTTP/2 receive window of a whole connection, on both sides.
+///
+/// A stalled tunnel keeps up to [`STREAM_WINDOW`] of it; at hyper's server
+/// default (1 MiB, equal to the stream window) one stalled tunnel would
+/// stall every other tunnel sharing the connection. 8 MiB lets eight stall
+/// before the rest are blocked, at the cost of up to 8 MiB of unread data
+/// held per connection.
+pub const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+
 /// The RST_STREAM code of [`ResetHandle::reset`]: `INTERNAL_ERROR` (2).
 ///
-/// Not `CANCEL` or `NO_ERROR`: hyper reports those to the reading side as a
-/// clean end of stream, which would hide the reset.
+/// Not `NO_ERROR` or `CANCEL`: hyper reports `NO_ERROR` to a body reader,
+/// and both to an upgraded reader, as a clean end of stream, which would
+/// hide the reset.
 pub const DEFAULT_RESET_CODE: u32 = 0x2;
 
 /// The body type of every response [`accept`](crate::accept) builds and of
@@ -152,8 +168,13 @@ impl Shared {
     }
 
     fn reset_error(&self) -> Option<io::Error> {
-        self.reset_code()
-            .map(|code| StreamError::Reset { code, remote: false }.into())
+        self.reset_code().map(|code| {
+            StreamError::Reset {
+                code,
+                remote: false,
+            }
+            .into()
+        })
     }
 
     fn lock_upgraded(&self) -> Option<MutexGuard<'_, UpState>> {
@@ -247,20 +268,23 @@ fn abort_upgraded(upgraded: Upgraded) {
 /// A cloneable handle that resets its tunnel from any task, even while
 /// another task is blocked reading or writing it.
 ///
-/// After a reset, this side's reads and writes fail with
-/// [`StreamError::Reset`] (`remote: false`, `ConnectionReset`). What the peer
-/// sees depends on the [`TunnelKind`]:
+/// After a reset, this side's reads and writes fail at once with
+/// [`StreamError::Reset`] (`remote: false`, `ConnectionReset`), and data
+/// still in flight may be discarded. What the peer sees depends on the
+/// [`TunnelKind`], because hyper exposes a stream reset only for bodies:
 ///
 /// | kind | on the wire | the peer's reads | the peer's writes |
 /// |---|---|---|---|
-/// | `H2Body` | `RST_STREAM(code)` | fail, `ConnectionReset`¹ | fail |
+/// | `H2Body` | `RST_STREAM(code)` | fail, `ConnectionReset`, with the code¹ | fail |
 /// | `H2Connect` | the stream ends, then `RST_STREAM(CANCEL)` | EOF | fail, `ConnectionReset` |
-/// | `Http1Upgrade` | TCP RST (client side), TCP FIN (server side)² | `ConnectionReset` / EOF | fail |
+/// | `Http1Upgrade` | client: TCP RST; server: TCP FIN² | `ConnectionReset` / EOF | fail |
 ///
-/// ¹ Unless `code` is 0 (`NO_ERROR`) or, for a CONNECT peer, 8 (`CANCEL`):
-/// hyper reports those as a clean end of stream.
-/// ² The server's connection is wrapped by hyper-util and cannot be reached
-/// to set a zero linger.
+/// ¹ Except code 0 (`NO_ERROR`), which hyper reports as a clean end of
+/// stream. The `RST_STREAM` leaves once hyper next polls the outgoing body:
+/// while it holds a chunk waiting for send window (the peer has stopped
+/// reading), the reset waits for that window too.
+/// ² hyper-util wraps the server's connection in a type that cannot be
+/// reached to set a zero linger.
 #[derive(Debug, Clone)]
 pub struct ResetHandle {
     shared: Arc<Shared>,
@@ -290,7 +314,10 @@ impl ResetHandle {
 }
 
 enum ReadInner {
-    Body { body: Incoming, chunk: Bytes },
+    Body {
+        body: Incoming,
+        chunk: Bytes,
+    },
     Upgraded,
     /// After a reset, so the incoming body is released at once.
     Released,
@@ -501,9 +528,7 @@ impl AsyncWrite for TunnelWriter {
                 *shut = true;
                 Poll::Ready(Ok(()))
             }
-            WriteInner::Upgraded => this
-                .shared
-                .poll_upgraded(cx, |io, cx| io.poll_shutdown(cx)),
+            WriteInner::Upgraded => this.shared.poll_upgraded(cx, |io, cx| io.poll_shutdown(cx)),
         }
     }
 }
@@ -561,7 +586,10 @@ pub(crate) fn body_tunnel() -> (PendingBody, TunnelBody) {
         shared: shared.clone(),
         reset_sent: false,
     };
-    (PendingBody { shared, tx }, StreamBody::new(outgoing).boxed())
+    (
+        PendingBody { shared, tx },
+        StreamBody::new(outgoing).boxed(),
+    )
 }
 
 impl PendingBody {

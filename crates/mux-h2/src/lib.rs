@@ -1,1 +1,131 @@
-//! placeholder
+//! # mux-h2: one HTTP/2 exchange as a full-duplex connection
+//!
+//! Like Go's `h2conn`, this crate turns a single HTTP request and its
+//! response into one bidirectional byte stream, an [`H2Conn`]: a
+//! [`mux_core::RwConn`] whose reader is what the peer sends and whose writer
+//! is what this side sends. It is a transport like a TCP connection, so a
+//! multiplexer (for example `mux-yamux-lite`, which takes any
+//! `AsyncRead + AsyncWrite + Send + 'static`) can run over it, through
+//! proxies and load balancers that speak only HTTP.
+//!
+//! ## Layout
+//! - [`client`]: [`connect`], the [`Connector`] builder ([`Mode`]: CONNECT,
+//!   POST or HTTP/1.1 upgrade; extra headers; TLS) and [`handshake`] for
+//!   sharing one HTTP/2 connection between tunnels
+//!   ([`Connector::connect_with`]).
+//! - [`server`]: [`accept`] turns a hyper request into a response to send
+//!   plus a tunnel; [`serve`] runs a complete HTTP/1.1 + HTTP/2 server that
+//!   hands each tunnel to a handler.
+//! - [`io`]: the halves, [`TunnelReader`] and [`TunnelWriter`], the body
+//!   type [`TunnelBody`], the buffer bounds ([`SEND_QUEUE_CHUNKS`],
+//!   [`MAX_CHUNK`], [`STREAM_WINDOW`], [`CONNECTION_WINDOW`]) and
+//!   [`ResetHandle`].
+//! - [`error`]: [`AcceptError`], [`ConnectError`], [`TunnelError`] and
+//!   [`BodyError`], each mapped to an `io::ErrorKind`.
+//! - `tls` (feature `tls`): rustls with ALPN for `https` URLs, and
+//!   `serve_tls`.
+//!
+//! ## Three ways to carry a tunnel ([`TunnelKind`])
+//! - **HTTP/2 CONNECT** (the client default): hyper hands the stream over
+//!   through its upgrade API on both sides.
+//! - **HTTP/2 POST** (or any other method on the server): the request body
+//!   carries client→server bytes and the response body server→client bytes.
+//!   The server answers at once and never awaits the request body.
+//! - **HTTP/1.1 `Upgrade: mux-tunnel`** with `101 Switching Protocols`, for
+//!   paths without HTTP/2. A plain HTTP/1.1 request is refused with 426,
+//!   since HTTP/1.1 bodies are not reliably full duplex.
+//!
+//! In every mode memory is bounded: HTTP/2 flow control stops a writer once
+//! the peer's reader falls [`STREAM_WINDOW`] (1 MiB) plus at most
+//! [`SEND_QUEUE_CHUNKS`] × [`MAX_CHUNK`] (128 KiB) behind, and
+//! [`CONNECTION_WINDOW`] keeps one stalled tunnel from stalling the others on
+//! its connection. (Over an HTTP/1.1 upgrade the TCP buffers are the bound.) `poll_shutdown`
+//! half-closes (HTTP/2 `END_STREAM`), [`H2ConnExt::reset`] aborts (see
+//! [`ResetHandle`] for what each mode can tell the peer), and the
+//! [`RwConn`](mux_core::RwConn) deadlines, close and done signal apply as
+//! mux-core documents.
+//!
+//! ## Example
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! // A server whose handler echoes each tunnel.
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let url = format!("http://{}/echo", listener.local_addr()?);
+//! tokio::spawn(mux_h2::serve(listener, |conn| async move {
+//!     let (mut rx, mut tx) = tokio::io::split(conn);
+//!     let _ = tokio::io::copy(&mut rx, &mut tx).await;
+//!     let _ = tx.shutdown().await;
+//! }));
+//!
+//! // HTTP/2 CONNECT over h2c; `Connector` picks POST or an HTTP/1.1 upgrade.
+//! let (mut conn, response) = mux_h2::connect(url.as_str()).await?;
+//! assert_eq!(response.status, 200);
+//! conn.write_all(b"hello").await?;
+//! conn.shutdown().await?; // END_STREAM: the server's copy ends
+//! let mut echoed = Vec::new();
+//! conn.read_to_end(&mut echoed).await?;
+//! assert_eq!(echoed, b"hello");
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod client;
+pub mod error;
+pub mod io;
+pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
+
+pub use client::{connect, handshake, Connector, Mode};
+pub use error::{AcceptError, BodyError, ConnectError, TunnelError};
+pub use io::{
+    ResetHandle, TunnelBody, TunnelKind, TunnelReader, TunnelWriter, CONNECTION_WINDOW,
+    DEFAULT_RESET_CODE, MAX_CHUNK, SEND_QUEUE_CHUNKS, STREAM_WINDOW,
+};
+pub use server::{accept, serve, ConnAddrs};
+#[cfg(feature = "tls")]
+pub use tls::serve_tls;
+
+/// The token of the HTTP/1.1 `Upgrade` header this crate offers and accepts.
+pub const UPGRADE_PROTOCOL: &str = "mux-tunnel";
+
+/// A tunnel: one HTTP exchange as a full-duplex connection with Go
+/// `net.Conn` semantics (see [`mux_core::RwConn`]). [`H2ConnExt`] adds reset.
+pub type H2Conn = mux_core::RwConn<TunnelReader, TunnelWriter>;
+
+/// Tunnel operations on an [`H2Conn`] beyond those of `RwConn`.
+pub trait H2ConnExt {
+    /// Aborts the tunnel with [`DEFAULT_RESET_CODE`]; see [`ResetHandle`].
+    fn reset(&self);
+
+    /// Aborts the tunnel with `code`; see [`ResetHandle::reset_with`].
+    fn reset_with(&self, code: u32);
+
+    /// A cloneable handle that resets the tunnel from another task, for
+    /// example while this one is blocked in a read.
+    fn reset_handle(&self) -> ResetHandle;
+
+    /// Which HTTP mechanism carries the tunnel.
+    fn tunnel_kind(&self) -> TunnelKind;
+}
+
+impl H2ConnExt for H2Conn {
+    fn reset(&self) {
+        self.get_ref().1.reset_handle().reset();
+    }
+
+    fn reset_with(&self, code: u32) {
+        self.get_ref().1.reset_handle().reset_with(code);
+    }
+
+    fn reset_handle(&self) -> ResetHandle {
+        self.get_ref().1.reset_handle()
+    }
+
+    fn tunnel_kind(&self) -> TunnelKind {
+        self.get_ref().1.kind()
+    }
+}

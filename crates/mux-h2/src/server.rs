@@ -14,7 +14,10 @@ use tokio::net::TcpListener;
 
 use crate::{
     error::AcceptError,
-    io::{body_tunnel, empty_body, upgraded_tunnel, TunnelBody, TunnelKind, UpgradeSource},
+    io::{
+        body_tunnel, empty_body, upgraded_tunnel, TunnelBody, TunnelKind, UpgradeSource,
+        CONNECTION_WINDOW, STREAM_WINDOW,
+    },
     H2Conn, UPGRADE_PROTOCOL,
 };
 
@@ -48,6 +51,8 @@ pub struct ConnAddrs {
 ///
 /// The HTTP/1.1 upgrade needs a server connection built with upgrades
 /// enabled (hyper's `serve_connection_with_upgrades`), as [`serve`] does.
+/// A custom server should also raise hyper's HTTP/2 connection window to
+/// [`CONNECTION_WINDOW`] (see there why) and enable extended CONNECT.
 ///
 /// # Errors
 /// When the request cannot carry a full-duplex tunnel; nothing was consumed
@@ -113,7 +118,8 @@ fn wants_tunnel_upgrade(headers: &HeaderMap) -> bool {
 /// request into a tunnel with [`accept`] and spawns `handler` on it.
 ///
 /// Requests `accept` refuses get its error response. Extended CONNECT
-/// (RFC 8441) is enabled. Each TCP connection and each handler runs on its
+/// (RFC 8441) is enabled, and HTTP/2 uses [`STREAM_WINDOW`] and
+/// [`CONNECTION_WINDOW`]. Each TCP connection and each handler runs on its
 /// own task, so dropping this future stops accepting but leaves existing
 /// tunnels running. Must run inside a tokio runtime.
 ///
@@ -125,51 +131,88 @@ fn wants_tunnel_upgrade(headers: &HeaderMap) -> bool {
 /// per-connection error (an aborted or reset handshake is skipped).
 pub async fn serve<F, Fut>(listener: TcpListener, handler: F) -> io::Result<()>
 where
-    F: Fn(H2Conn) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(H2Conn) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http2().enable_connect_protocol();
+    let builder = server_builder();
     loop {
-        let (tcp, remote) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) if is_per_connection(&e) => {
-                tracing::debug!(error = %e, "mux-h2: accept failed for one connection");
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "mux-h2: accept failed; server stops");
-                return Err(e);
-            }
+        let Some((tcp, addrs)) = accept_tcp(&listener).await? else {
+            continue;
         };
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "mux-h2: cannot set TCP_NODELAY");
+        tokio::spawn(serve_connection(
+            builder.clone(),
+            tcp,
+            addrs,
+            handler.clone(),
+        ));
+    }
+}
+
+/// hyper-util's HTTP/1.1 + HTTP/2 server, with extended CONNECT enabled
+/// and this crate's flow-control windows.
+pub(crate) fn server_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .enable_connect_protocol()
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
+    builder
+}
+
+/// Accepts one TCP connection; `None` after an error that concerns only
+/// that connection.
+pub(crate) async fn accept_tcp(
+    listener: &TcpListener,
+) -> io::Result<Option<(tokio::net::TcpStream, ConnAddrs)>> {
+    let (tcp, remote) = match listener.accept().await {
+        Ok(accepted) => accepted,
+        Err(e) if is_per_connection(&e) => {
+            tracing::debug!(error = %e, "mux-h2: accept failed for one connection");
+            return Ok(None);
         }
-        let addrs = ConnAddrs {
-            local: tcp.local_addr().ok(),
-            remote: Some(remote),
-        };
-        let builder = builder.clone();
-        let handler = handler.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(addrs);
-                let response = match accept(req) {
-                    Ok((response, conn)) => {
-                        tokio::spawn(handler(conn));
-                        response
-                    }
-                    Err(e) => e.to_response(),
-                };
-                std::future::ready(Ok::<_, Infallible>(response))
-            });
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-                .await
-            {
-                tracing::debug!(error = %e, %remote, "mux-h2: connection ended with error");
+        Err(e) => {
+            tracing::warn!(error = %e, "mux-h2: accept failed; server stops");
+            return Err(e);
+        }
+    };
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "mux-h2: cannot set TCP_NODELAY");
+    }
+    let addrs = ConnAddrs {
+        local: tcp.local_addr().ok(),
+        remote: Some(remote),
+    };
+    Ok(Some((tcp, addrs)))
+}
+
+/// Serves one connection, turning each request into a tunnel for `handler`.
+pub(crate) async fn serve_connection<I, F, Fut>(
+    builder: auto::Builder<TokioExecutor>,
+    io: I,
+    addrs: ConnAddrs,
+    handler: F,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(H2Conn) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(addrs);
+        let response = match accept(req) {
+            Ok((response, conn)) => {
+                tokio::spawn(handler(conn));
+                response
             }
-        });
+            Err(e) => e.to_response(),
+        };
+        std::future::ready(Ok::<_, Infallible>(response))
+    });
+    if let Err(e) = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .await
+    {
+        tracing::debug!(error = %e, remote = ?addrs.remote, "mux-h2: connection ended with error");
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
-use mux_core::{ConnError, MuxedConn, Multiplexer};
+use mux_core::{ConnError, Multiplexer, MuxedConn};
 
 use crate::config::Config;
 use crate::driver::Driver;
@@ -184,7 +184,11 @@ impl Multiplexer for YamuxLite {
     where
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let role = if is_server { Role::Server } else { Role::Client };
+        let role = if is_server {
+            Role::Server
+        } else {
+            Role::Client
+        };
         Ok(Connection::new(io, role, self.config.clone()))
     }
 }

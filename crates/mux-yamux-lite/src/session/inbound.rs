@@ -18,8 +18,9 @@ impl Session {
         }
         self.stats.frames_received = self.stats.frames_received.saturating_add(1);
         self.last_recv = now;
-        if self.ping_outstanding.is_none() {
-            // Any traffic proves liveness, so the next keepalive waits.
+        if self.ping_outstanding.is_none() && self.rtt.is_some() {
+            // Any traffic proves liveness, so the next keepalive waits
+            // (but never the handshake RTT ping, which is still due).
             self.ping_due = self
                 .config
                 .keepalive_interval

@@ -276,9 +276,9 @@ impl Session {
     /// stream limit is reached.
     pub fn open(&mut self, now: Instant) -> Result<Option<u32>, ConnError> {
         self.check_can_open()?;
-        let peer_limit = self
-            .peer
-            .map_or(usize::MAX, |h| usize::try_from(h.max_inbound_streams).unwrap_or(usize::MAX));
+        let peer_limit = self.peer.map_or(usize::MAX, |h| {
+            usize::try_from(h.max_inbound_streams).unwrap_or(usize::MAX)
+        });
         if self.pending_opens >= self.config.max_pending_opens || self.live_outbound >= peer_limit {
             return Ok(None);
         }
@@ -377,8 +377,10 @@ impl Session {
                 break;
             }
             let n = room.min(chunk.len());
-            let (Some(out), Some(src)) = (dst.get_mut(copied..copied.saturating_add(n)), chunk.get(..n))
-            else {
+            let (Some(out), Some(src)) = (
+                dst.get_mut(copied..copied.saturating_add(n)),
+                chunk.get(..n),
+            ) else {
                 break;
             };
             out.copy_from_slice(src);
@@ -419,7 +421,8 @@ impl Session {
             return Ok(None);
         }
         let n = room.min(data.len());
-        s.send_buf.extend_from_slice(data.get(..n).unwrap_or_default());
+        s.send_buf
+            .extend_from_slice(data.get(..n).unwrap_or_default());
         if s.can_send() {
             self.enqueue_data(id);
         }
@@ -554,7 +557,11 @@ impl Session {
             s.flags.in_data_queue = false;
             !(s.flags.detached || s.flags.in_backlog)
         });
-        self.recv_budget_used = self.streams.values().map(|s| u64::from(s.recv_window)).sum();
+        self.recv_budget_used = self
+            .streams
+            .values()
+            .map(|s| u64::from(s.recv_window))
+            .sum();
         self.events.push_back(Event::StateChanged);
     }
 
@@ -651,10 +658,7 @@ impl Session {
     // ----- internals shared by inbound/outbound ------------------------------
 
     fn stream_mut(&mut self, id: u32) -> Result<&mut Stream, StreamError> {
-        let err = self
-            .closed_reason()
-            .cloned()
-            .unwrap_or(ConnError::Closed);
+        let err = self.closed_reason().cloned().unwrap_or(ConnError::Closed);
         self.streams
             .get_mut(&id)
             .ok_or(StreamError::ConnectionClosed(err))

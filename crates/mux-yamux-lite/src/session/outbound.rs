@@ -80,7 +80,14 @@ impl Session {
         }
         let mut delta = 0u32;
         if std::mem::take(&mut s.flags.window_pending) && s.recv == RecvState::Open {
-            let grow = auto_tune_growth(s.recv_window, max_window, budget_left, rtt, s.last_update, now);
+            let grow = auto_tune_growth(
+                s.recv_window,
+                max_window,
+                budget_left,
+                rtt,
+                s.last_update,
+                now,
+            );
             s.recv_window = s.recv_window.saturating_add(grow);
             delta = s.recv_consumed.saturating_add(grow);
             s.recv_credit = s.recv_credit.saturating_add(delta);

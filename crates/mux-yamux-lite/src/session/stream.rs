@@ -143,7 +143,8 @@ impl Stream {
 
     /// Both halves are final: FIN both ways, or reset.
     pub(crate) fn is_finished(&self) -> bool {
-        self.reset.is_some() || (self.send == SendState::FinSent && self.recv == RecvState::FinReceived)
+        self.reset.is_some()
+            || (self.send == SendState::FinSent && self.recv == RecvState::FinReceived)
     }
 
     /// The stream can leave the session's table: finished, no handle, and

@@ -1,0 +1,328 @@
+//! Wire transcripts: a raw-frame peer sends and expects exact frames.
+
+mod support;
+
+use mux_core::{ConnError, MuxedStream, StreamError};
+use mux_yamux_lite::frame::{go_away, reset_code, Flags, Frame, Hello};
+use mux_yamux_lite::{Config, Role};
+use support::{connect, hello, quiet_config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn syn(id: u32) -> Frame {
+    Frame::Window {
+        id,
+        flags: Flags::SYN,
+        delta: 0,
+    }
+}
+
+#[tokio::test]
+async fn hello_then_rtt_ping_are_the_first_frames() {
+    let (conn, mut peer) = connect(Role::Client, Config::default());
+    let h = peer.handshake().await;
+    assert_eq!(h.version, Hello::VERSION);
+    assert_eq!(h.initial_window, 256 * 1024);
+    assert_eq!(h.max_frame_payload, 64 * 1024);
+    assert_eq!(h.max_inbound_streams, 1000);
+    drop(conn);
+}
+
+#[tokio::test]
+async fn open_is_visible_before_any_data() {
+    let (conn, mut peer) = connect(Role::Client, Config::default());
+    peer.handshake().await;
+    let stream = conn.open_stream().await.unwrap();
+    assert_eq!(stream.id().get(), 1);
+    assert_eq!(peer.recv_significant().await, Some(syn(1)));
+    let second = conn.open_stream().await.unwrap();
+    assert_eq!(second.id().get(), 3, "client ids are odd and increase by 2");
+    assert_eq!(peer.recv_significant().await, Some(syn(3)));
+}
+
+#[tokio::test]
+async fn accepting_a_stream_sends_ack_then_data_and_fin() {
+    let (conn, mut peer) = connect(Role::Client, Config::default());
+    peer.handshake().await;
+    peer.send(Frame::Data {
+        id: 2,
+        flags: Flags::SYN,
+        payload: "hi".into(),
+    })
+    .await;
+    let mut s = conn.accept_stream().await.unwrap();
+    assert_eq!(s.id().get(), 2);
+    assert_eq!(
+        peer.recv_significant().await,
+        Some(Frame::Window {
+            id: 2,
+            flags: Flags::ACK,
+            delta: 0
+        })
+    );
+    let mut buf = [0u8; 2];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"hi");
+    s.write_all(b"hello").await.unwrap();
+    s.shutdown().await.unwrap();
+    assert_eq!(peer.read_until_fin(2).await, b"hello");
+    peer.send(Frame::Window {
+        id: 2,
+        flags: Flags::FIN,
+        delta: 0,
+    })
+    .await;
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+}
+
+#[tokio::test]
+async fn reset_with_code_reaches_the_peer() {
+    let (conn, mut peer) = connect(Role::Client, Config::default());
+    peer.handshake().await;
+    let mut s = conn.open_stream().await.unwrap();
+    assert_eq!(peer.recv_significant().await, Some(syn(1)));
+    s.reset_with(42);
+    assert_eq!(
+        peer.recv_significant().await,
+        Some(Frame::Reset { id: 1, code: 42 })
+    );
+    let err = s.write_all(b"x").await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    let typed = StreamError::from_io(&err).unwrap();
+    assert_eq!(typed.reset_code(), Some(42));
+    assert!(!typed.is_remote());
+}
+
+#[tokio::test]
+async fn reset_from_peer_fails_reads_and_writes_as_remote() {
+    let (conn, mut peer) = connect(Role::Client, Config::default());
+    peer.handshake().await;
+    let mut s = conn.open_stream().await.unwrap();
+    assert_eq!(peer.recv_significant().await, Some(syn(1)));
+    peer.send(Frame::Data {
+        id: 1,
+        flags: Flags::ACK,
+        payload: "unread".into(),
+    })
+    .await;
+    peer.send(Frame::Reset { id: 1, code: 7 }).await;
+    let mut buf = [0u8; 16];
+    // Unread data is dropped by the reset; the read may race the frames
+    // only up to the data arriving, so retry until the reset shows.
+    let err = loop {
+        match s.read(&mut buf).await {
+            Ok(n) => assert!(n > 0, "a reset stream must not report EOF"),
+            Err(e) => break e,
+        }
+    };
+    let typed = StreamError::from_io(&err).unwrap();
+    assert!(typed.is_reset() && typed.is_remote());
+    assert_eq!(typed.reset_code(), Some(7));
+    assert!(s.write_all(b"x").await.is_err());
+}
+
+#[tokio::test]
+async fn unknown_version_gets_go_away_protocol_error() {
+    let (conn, mut peer) = connect(Role::Server, Config::default());
+    peer.send(Frame::Hello(Hello {
+        version: 9,
+        initial_window: 1,
+        max_frame_payload: 1,
+        max_inbound_streams: 1,
+    }))
+    .await;
+    assert_eq!(peer.go_away_then_eof().await, Some(go_away::PROTOCOL_ERROR));
+    let err = conn.accept_stream().await.unwrap_err();
+    assert!(matches!(err, ConnError::Protocol(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_first_frame_other_than_hello_is_a_protocol_error() {
+    let (_conn, mut peer) = connect(Role::Server, Config::default());
+    peer.send(syn(1)).await;
+    assert_eq!(peer.go_away_then_eof().await, Some(go_away::PROTOCOL_ERROR));
+}
+
+#[tokio::test]
+async fn data_beyond_the_window_is_a_protocol_error() {
+    let mut config = Config::default();
+    config.initial_window = 1024;
+    let (_conn, mut peer) = connect(Role::Server, config);
+    peer.handshake().await;
+    peer.send(Frame::Data {
+        id: 1,
+        flags: Flags::SYN,
+        payload: vec![0u8; 1025].into(),
+    })
+    .await;
+    assert_eq!(peer.go_away_then_eof().await, Some(go_away::PROTOCOL_ERROR));
+}
+
+#[tokio::test]
+async fn excess_inbound_stream_is_refused_alone() {
+    let mut config = Config::default();
+    config.max_inbound_streams = 2;
+    let (conn, mut peer) = connect(Role::Server, config);
+    peer.handshake().await;
+    for id in [1, 3, 5] {
+        peer.send(syn(id)).await;
+    }
+    assert_eq!(
+        peer.recv_significant().await,
+        Some(Frame::Reset {
+            id: 5,
+            code: reset_code::REFUSED
+        })
+    );
+    let mut a = conn.accept_stream().await.unwrap();
+    let b = conn.accept_stream().await.unwrap();
+    assert_eq!((a.id().get(), b.id().get()), (1, 3));
+    peer.send(Frame::Data {
+        id: 1,
+        flags: Flags::FIN,
+        payload: "still alive".into(),
+    })
+    .await;
+    let mut got = String::new();
+    a.read_to_string(&mut got).await.unwrap();
+    assert_eq!(got, "still alive");
+    assert!(!conn.is_closed());
+}
+
+#[tokio::test]
+async fn ping_is_answered_with_the_same_opaque() {
+    let (_conn, mut peer) = connect(Role::Server, Config::default());
+    peer.handshake().await;
+    peer.send(Frame::Ping {
+        ack: false,
+        opaque: 0xDEAD_BEEF,
+    })
+    .await;
+    assert_eq!(
+        peer.recv().await,
+        Some(Frame::Ping {
+            ack: true,
+            opaque: 0xDEAD_BEEF
+        })
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn keepalive_timeout_fails_every_stream() {
+    let mut config = Config::default();
+    config.keepalive_interval = Some(std::time::Duration::from_secs(10));
+    config.keepalive_timeout = std::time::Duration::from_secs(5);
+    let (conn, mut peer) = connect(Role::Client, config);
+    peer.send(hello()).await;
+    assert!(matches!(peer.recv().await, Some(Frame::Hello(_))));
+    // The RTT ping goes unanswered: the peer has gone silent.
+    assert!(matches!(
+        peer.recv().await,
+        Some(Frame::Ping { ack: false, .. })
+    ));
+    let mut s = conn.open_stream().await.unwrap();
+    let mut buf = [0u8; 1];
+    let err = s.read(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    assert!(matches!(
+        StreamError::from_io(&err),
+        Some(StreamError::ConnectionClosed(ConnError::KeepaliveTimeout))
+    ));
+    let mut code = None;
+    while let Some(f) = peer.recv().await {
+        if let Frame::GoAway { code: c } = f {
+            code = Some(c);
+        }
+    }
+    assert_eq!(code, Some(go_away::KEEPALIVE_TIMEOUT));
+}
+
+#[tokio::test]
+async fn window_update_past_the_maximum_is_a_protocol_error() {
+    let (conn, mut peer) = connect(Role::Client, Config::default());
+    peer.handshake().await;
+    let _s = conn.open_stream().await.unwrap();
+    assert_eq!(peer.recv_significant().await, Some(syn(1)));
+    peer.send(Frame::Window {
+        id: 1,
+        flags: Flags::ACK,
+        delta: 0xFFFF_0000,
+    })
+    .await;
+    assert_eq!(peer.go_away_then_eof().await, Some(go_away::PROTOCOL_ERROR));
+}
+
+#[tokio::test]
+async fn frames_for_a_never_opened_stream_are_a_protocol_error() {
+    let (_conn, mut peer) = connect(Role::Client, Config::default());
+    peer.handshake().await;
+    peer.send(Frame::Data {
+        id: 4,
+        flags: Flags::NONE,
+        payload: "?".into(),
+    })
+    .await;
+    assert_eq!(peer.go_away_then_eof().await, Some(go_away::PROTOCOL_ERROR));
+}
+
+#[tokio::test]
+async fn late_data_for_a_finished_stream_is_discarded() {
+    let (conn, mut peer) = connect(Role::Server, quiet_config());
+    peer.handshake().await;
+    peer.send(Frame::Data {
+        id: 1,
+        flags: Flags::SYN.with(Flags::FIN),
+        payload: "a".into(),
+    })
+    .await;
+    let mut s = conn.accept_stream().await.unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).await.unwrap();
+    s.shutdown().await.unwrap();
+    drop(s);
+    assert_eq!(peer.read_until_fin(1).await, b"");
+    // Stream 1 is gone; a straggler for it is dropped, framing stays in sync.
+    peer.send(Frame::Window {
+        id: 1,
+        flags: Flags::NONE,
+        delta: 5,
+    })
+    .await;
+    peer.send(Frame::Data {
+        id: 3,
+        flags: Flags::SYN.with(Flags::FIN),
+        payload: "b".into(),
+    })
+    .await;
+    let mut s = conn.accept_stream().await.unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).await.unwrap();
+    assert_eq!(got, "b");
+}
+
+#[tokio::test]
+async fn received_go_away_refuses_new_streams_but_keeps_old_ones() {
+    let (conn, mut peer) = connect(Role::Client, Config::default());
+    peer.handshake().await;
+    let mut s = conn.open_stream().await.unwrap();
+    assert_eq!(peer.recv_significant().await, Some(syn(1)));
+    peer.send(Frame::GoAway {
+        code: go_away::NORMAL,
+    })
+    .await;
+    peer.send(Frame::Data {
+        id: 1,
+        flags: Flags::ACK.with(Flags::FIN),
+        payload: "bye".into(),
+    })
+    .await;
+    let mut got = String::new();
+    s.read_to_string(&mut got).await.unwrap();
+    assert_eq!(got, "bye");
+    let err = conn.open_stream().await.unwrap_err();
+    assert!(matches!(err, ConnError::GoAway { code: 0 }), "{err}");
+    s.write_all(b"still writable").await.unwrap();
+    s.shutdown().await.unwrap();
+    assert_eq!(peer.read_until_fin(1).await, b"still writable");
+}

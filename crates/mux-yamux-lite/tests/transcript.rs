@@ -326,3 +326,17 @@ async fn received_go_away_refuses_new_streams_but_keeps_old_ones() {
     s.shutdown().await.unwrap();
     assert_eq!(peer.read_until_fin(1).await, b"still writable");
 }
+
+#[tokio::test]
+async fn reset_before_the_syn_left_sends_nothing_and_keeps_the_connection() {
+    let (conn, mut peer) = connect(Role::Client, Config::default());
+    // The peer's HELLO has not arrived, so the SYN cannot have left yet.
+    let mut s = conn.open_stream().await.unwrap();
+    s.reset_with(9);
+    drop(s);
+    peer.handshake().await;
+    let second = conn.open_stream().await.unwrap();
+    assert_eq!(second.id().get(), 3);
+    // The first frame about any stream is stream 3's SYN: no RESET for 1.
+    assert_eq!(peer.recv_significant().await, Some(syn(3)));
+}

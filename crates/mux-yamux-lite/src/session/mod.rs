@@ -709,10 +709,14 @@ impl Session {
             remote: false,
         });
         s.clear_buffers();
-        s.flags.syn_pending = false;
+        // A stream whose SYN never left is unknown to the peer; a RESET for
+        // it would be a protocol error there, so it just vanishes here.
+        let peer_knows = !std::mem::take(&mut s.flags.syn_pending);
         s.flags.ack_pending = false;
         s.flags.window_pending = false;
-        self.control.push_back(Frame::Reset { id, code });
+        if peer_knows {
+            self.control.push_back(Frame::Reset { id, code });
+        }
         self.events.push_back(Event::Readable(id));
         self.events.push_back(Event::Writable(id));
         self.after_change(id);

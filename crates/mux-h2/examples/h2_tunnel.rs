@@ -22,8 +22,7 @@
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
-    clippy::arithmetic_side_effects,
-    clippy::cast_precision_loss
+    clippy::arithmetic_side_effects
 )]
 
 use std::error::Error;
@@ -205,30 +204,33 @@ async fn push_stream(
     let reader = async move {
         let mut expected = Chunks::new(index, len);
         let mut got = vec![0; CHUNK];
+        let mut matched = true;
         while let Some(want) = expected.next_chunk() {
             let Some(got) = got.get_mut(..want.len()) else {
                 return Ok(false);
             };
             if let Err(e) = r.read_exact(got).await {
                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    eprintln!("stream {index}: echo ended early");
+                    progress.suspend(|| eprintln!("stream {index}: echo ended early"));
                     return Ok(false);
                 }
                 return Err(e);
             }
-            if got != want {
-                eprintln!("stream {index}: echoed bytes differ");
-                return Ok(false);
+            // After a mismatch, keep draining: a reader that stopped would
+            // stall the echo and so this stream's writer.
+            if matched && got != want {
+                progress.suspend(|| eprintln!("stream {index}: echoed bytes differ"));
+                matched = false;
             }
             progress.inc(want.len() as u64);
         }
         // Nothing may follow the data.
         let mut extra = [0u8; 1];
         if r.read(&mut extra).await? != 0 {
-            eprintln!("stream {index}: echo longer than sent");
+            progress.suspend(|| eprintln!("stream {index}: echo longer than sent"));
             return Ok(false);
         }
-        Ok::<_, std::io::Error>(true)
+        Ok::<_, std::io::Error>(matched)
     };
     let (wrote, verified) = tokio::join!(writer, reader);
     wrote?;

@@ -160,7 +160,7 @@ impl Session {
 
     /// Whether `id` belonged to a stream that existed and is gone, as
     /// opposed to one that was never opened.
-    fn is_past_stream(&self, id: u32) -> bool {
+    pub(super) fn is_past_stream(&self, id: u32) -> bool {
         if self.role.owns(id) {
             self.next_local_id.is_none_or(|next| id < next)
         } else {

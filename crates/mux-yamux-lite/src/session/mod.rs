@@ -817,3 +817,34 @@ impl Session {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_never_wrap_and_exhaustion_is_a_typed_error() {
+        let now = Instant::now();
+        let mut session = Session::new(Role::Client, Config::default(), now);
+        session.next_local_id = Some(u32::MAX);
+        assert_eq!(session.open(now).unwrap(), Some(u32::MAX));
+        assert!(matches!(
+            session.open(now),
+            Err(ConnError::StreamIdsExhausted)
+        ));
+        // Ids past the last one are "gone", not "never opened", so late
+        // frames for them are discarded rather than fatal.
+        assert!(session.is_past_stream(u32::MAX));
+    }
+
+    #[test]
+    fn server_ids_are_even_and_client_ids_odd() {
+        let now = Instant::now();
+        let mut client = Session::new(Role::Client, Config::default(), now);
+        let mut server = Session::new(Role::Server, Config::default(), now);
+        assert_eq!(client.open(now).unwrap(), Some(1));
+        assert_eq!(client.open(now).unwrap(), Some(3));
+        assert_eq!(server.open(now).unwrap(), Some(2));
+        assert_eq!(server.open(now).unwrap(), Some(4));
+    }
+}

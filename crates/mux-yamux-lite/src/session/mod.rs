@@ -352,10 +352,7 @@ impl Session {
         let closed = self.closed_error();
         let s = self.stream_mut(id)?;
         if let Some(r) = s.reset {
-            return Err(StreamError::Reset {
-                code: r.code,
-                remote: r.remote,
-            });
+            return Err(r.into());
         }
         if s.flags.read_closed {
             return Err(StreamError::ReadClosed);
@@ -405,10 +402,7 @@ impl Session {
         let limit = self.config.send_buffer;
         let s = self.stream_mut(id)?;
         if let Some(r) = s.reset {
-            return Err(StreamError::Reset {
-                code: r.code,
-                remote: r.remote,
-            });
+            return Err(r.into());
         }
         if s.send != SendState::Open {
             return Err(StreamError::WriteClosed);
@@ -435,10 +429,7 @@ impl Session {
         let closed = self.closed_error();
         let s = self.stream_mut(id)?;
         if let Some(r) = s.reset {
-            return Err(StreamError::Reset {
-                code: r.code,
-                remote: r.remote,
-            });
+            return Err(r.into());
         }
         if s.send_buf.is_empty() {
             return Ok(true);
@@ -453,10 +444,7 @@ impl Session {
         let closed = self.closed_error();
         let s = self.stream_mut(id)?;
         if let Some(r) = s.reset {
-            return Err(StreamError::Reset {
-                code: r.code,
-                remote: r.remote,
-            });
+            return Err(r.into());
         }
         match s.send {
             SendState::FinSent => return Ok(true),

@@ -71,13 +71,7 @@ impl Session {
         if !s.needs_ctrl() {
             return None;
         }
-        let mut flags = Flags::NONE;
-        if std::mem::take(&mut s.flags.syn_pending) {
-            flags = flags.with(Flags::SYN);
-        }
-        if std::mem::take(&mut s.flags.ack_pending) {
-            flags = flags.with(Flags::ACK);
-        }
+        let flags = s.take_handshake_flags();
         let mut delta = 0u32;
         if std::mem::take(&mut s.flags.window_pending) && s.recv == RecvState::Open {
             let grow = auto_tune_growth(
@@ -112,14 +106,8 @@ impl Session {
         if !s.can_send() {
             return None;
         }
-        let mut flags = Flags::NONE;
         // A SYN or ACK still owed rides on the first DATA frame.
-        if std::mem::take(&mut s.flags.syn_pending) {
-            flags = flags.with(Flags::SYN);
-        }
-        if std::mem::take(&mut s.flags.ack_pending) {
-            flags = flags.with(Flags::ACK);
-        }
+        let mut flags = s.take_handshake_flags();
         let n = s
             .send_buf
             .len()

@@ -43,6 +43,15 @@ pub struct ResetInfo {
     pub remote: bool,
 }
 
+impl From<ResetInfo> for mux_core::StreamError {
+    fn from(r: ResetInfo) -> Self {
+        mux_core::StreamError::Reset {
+            code: r.code,
+            remote: r.remote,
+        }
+    }
+}
+
 /// Per-stream state. Field order keeps hot fields together; nothing here
 /// allocates until data flows, so an idle stream stays small.
 #[derive(Debug)]
@@ -133,6 +142,20 @@ impl Stream {
             }
             SendState::FinSent => false,
         }
+    }
+
+    /// Takes the SYN and ACK this stream still owes, as flags for the next
+    /// frame it sends (either kind may carry them).
+    pub(crate) fn take_handshake_flags(&mut self) -> crate::frame::Flags {
+        use crate::frame::Flags;
+        let mut flags = Flags::NONE;
+        if std::mem::take(&mut self.flags.syn_pending) {
+            flags = flags.with(Flags::SYN);
+        }
+        if std::mem::take(&mut self.flags.ack_pending) {
+            flags = flags.with(Flags::ACK);
+        }
+        flags
     }
 
     /// Whether a control frame (SYN, ACK or window update) is owed.

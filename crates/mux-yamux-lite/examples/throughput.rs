@@ -60,8 +60,8 @@ async fn raw(streams: usize, per: usize) -> f64 {
 
 async fn muxed(streams: usize, per: usize) -> f64 {
     let (a, b) = tokio::io::duplex(1 << 20);
-    let client = Connection::new(a, Role::Client, Config::default());
-    let server = Connection::new(b, Role::Server, Config::default());
+    let client = Connection::new(a, Role::Client, config());
+    let server = Connection::new(b, Role::Server, config());
     let start = Instant::now();
     let acceptor = tokio::spawn(async move {
         let mut tasks = Vec::new();
@@ -84,6 +84,20 @@ async fn muxed(streams: usize, per: usize) -> f64 {
     }
     let _server = acceptor.await.unwrap();
     mib_s(streams * per, start)
+}
+
+/// The default configuration, with `MUX_WINDOW` / `MUX_FRAME` overrides for
+/// quick experiments.
+fn config() -> Config {
+    let mut c = Config::default();
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
+    if let Some(w) = env("MUX_WINDOW") {
+        c.initial_window = w;
+    }
+    if let Some(f) = env("MUX_FRAME") {
+        c.max_frame_payload = f;
+    }
+    c
 }
 
 fn mib_s(bytes: usize, start: Instant) -> f64 {

@@ -7,7 +7,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use mux_core::{DeadlineTimer, Deadlines, Direction, MuxedStream, StreamError, StreamId};
 
-use crate::session::ReadOutcome;
+use bytes::Bytes;
+
+use crate::session::ReadChunk;
 use crate::shared::{lock, now, SharedRef};
 
 /// One multiplexed stream.
@@ -80,6 +82,10 @@ impl Stream {
     }
 }
 
+/// Writes at least this long are copied before the connection lock is
+/// taken, so a large copy never makes the driver wait for the lock.
+const COPY_OUTSIDE_LOCK: usize = 8 * 1024;
+
 impl AsyncRead for Stream {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -88,20 +94,69 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         this.check_deadline(Direction::Read)?;
-        {
-            let mut guard = lock(&this.shared);
-            match guard.session.read(this.id, buf.initialize_unfilled()) {
-                Ok(ReadOutcome::Data(n)) => {
-                    buf.advance(n);
-                    guard.notify_driver();
-                    return Poll::Ready(Ok(()));
+        let start = buf.filled().len();
+        loop {
+            let progressed = buf.filled().len() > start;
+            // Take a chunk under the lock, copy it after releasing it.
+            let chunk = {
+                let mut guard = lock(&this.shared);
+                match guard.session.read_chunk(this.id, buf.remaining()) {
+                    Ok(ReadChunk::Data(chunk)) => {
+                        guard.notify_driver();
+                        chunk
+                    }
+                    Ok(ReadChunk::Eof) => return Poll::Ready(Ok(())),
+                    Ok(ReadChunk::Blocked) if !progressed => {
+                        guard.register_read(this.id, cx);
+                        break;
+                    }
+                    Ok(ReadChunk::Blocked) => return Poll::Ready(Ok(())),
+                    // Bytes already copied are returned; the error comes next call.
+                    Err(_) if progressed => return Poll::Ready(Ok(())),
+                    Err(e) => return Poll::Ready(Err(e.into())),
                 }
-                Ok(ReadOutcome::Eof) => return Poll::Ready(Ok(())),
-                Ok(ReadOutcome::Blocked) => guard.register_read(this.id, cx),
-                Err(e) => return Poll::Ready(Err(e.into())),
+            };
+            buf.put_slice(&chunk);
+            if chunk.is_empty() || buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
             }
         }
         this.park(Direction::Read, cx)
+    }
+}
+
+impl Stream {
+    /// Queues `data`, copying it under the lock when it is short and
+    /// before taking the lock when it is long.
+    fn try_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Option<io::Result<usize>> {
+        let mut guard = lock(&self.shared);
+        let written = if data.len() < COPY_OUTSIDE_LOCK {
+            guard.session.write(self.id, data)
+        } else {
+            let room = match guard.session.write_room(self.id) {
+                Ok(room) => room,
+                Err(e) => return Some(Err(e.into())),
+            };
+            if room == 0 {
+                Ok(None)
+            } else {
+                drop(guard);
+                let chunk = Bytes::copy_from_slice(data.get(..room).unwrap_or(data));
+                guard = lock(&self.shared);
+                guard.session.write_chunk(self.id, chunk)
+            }
+        };
+        match written {
+            Ok(Some(n)) => {
+                guard.notify_driver();
+                Some(Ok(n))
+            }
+            Ok(None) => {
+                guard.register_write(self.id, cx);
+                None
+            }
+            Err(e) => Some(Err(e.into())),
+        }
     }
 }
 
@@ -113,16 +168,8 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         this.check_deadline(Direction::Write)?;
-        {
-            let mut guard = lock(&this.shared);
-            match guard.session.write(this.id, data) {
-                Ok(Some(n)) => {
-                    guard.notify_driver();
-                    return Poll::Ready(Ok(n));
-                }
-                Ok(None) => guard.register_write(this.id, cx),
-                Err(e) => return Poll::Ready(Err(e.into())),
-            }
+        if let Some(result) = this.try_write(cx, data) {
+            return Poll::Ready(result);
         }
         match this.park(Direction::Write, cx) {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),

@@ -15,9 +15,10 @@
 pub mod error;
 mod inbound;
 mod outbound;
+mod send_buf;
 pub mod stream;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,17 @@ pub enum Event {
     OpenReady,
     /// The connection started closing or closed: wake everyone.
     StateChanged,
+}
+
+/// The result of [`Session::read_chunk`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadChunk {
+    /// Received bytes, now consumed from the stream.
+    Data(Bytes),
+    /// The peer closed its write side and every byte was read.
+    Eof,
+    /// Nothing to read yet.
+    Blocked,
 }
 
 /// The result of a read.
@@ -349,6 +361,29 @@ impl Session {
 
     /// Copies received bytes of stream `id` into `dst`.
     pub fn read(&mut self, id: u32, dst: &mut [u8]) -> Result<ReadOutcome, StreamError> {
+        let mut copied = 0usize;
+        loop {
+            let room = dst.len().saturating_sub(copied);
+            let chunk = match self.read_chunk(id, room) {
+                Ok(ReadChunk::Data(chunk)) if !chunk.is_empty() => chunk,
+                Ok(_) | Err(_) if copied > 0 => return Ok(ReadOutcome::Data(copied)),
+                Ok(ReadChunk::Data(_)) => return Ok(ReadOutcome::Data(0)),
+                Ok(ReadChunk::Eof) => return Ok(ReadOutcome::Eof),
+                Ok(ReadChunk::Blocked) => return Ok(ReadOutcome::Blocked),
+                Err(e) => return Err(e),
+            };
+            let end = copied.saturating_add(chunk.len());
+            if let Some(out) = dst.get_mut(copied..end) {
+                out.copy_from_slice(&chunk);
+            }
+            copied = end;
+        }
+    }
+
+    /// Takes up to `max` received bytes of stream `id` without copying
+    /// them, so the caller can copy after releasing any lock. The chunk
+    /// may be shorter than `max` where a received frame ends.
+    pub fn read_chunk(&mut self, id: u32, max: usize) -> Result<ReadChunk, StreamError> {
         let closed = self.closed_error();
         let s = self.stream_mut(id)?;
         if let Some(r) = s.reset {
@@ -357,47 +392,31 @@ impl Session {
         if s.flags.read_closed {
             return Err(StreamError::ReadClosed);
         }
-        if dst.is_empty() {
-            return Ok(ReadOutcome::Data(0));
+        if max == 0 {
+            return Ok(ReadChunk::Data(Bytes::new()));
         }
-        if s.recv_buffered == 0 {
+        let Some(front) = s.recv_buf.front_mut() else {
             return match (s.recv, closed) {
-                (RecvState::FinReceived, _) => Ok(ReadOutcome::Eof),
+                (RecvState::FinReceived, _) => Ok(ReadChunk::Eof),
                 (_, Some(e)) => Err(e),
-                _ => Ok(ReadOutcome::Blocked),
+                _ => Ok(ReadChunk::Blocked),
             };
-        }
-        let mut copied = 0usize;
-        while let Some(chunk) = s.recv_buf.front_mut() {
-            let room = dst.len().saturating_sub(copied);
-            if room == 0 {
-                break;
-            }
-            let n = room.min(chunk.len());
-            let (Some(out), Some(src)) = (
-                dst.get_mut(copied..copied.saturating_add(n)),
-                chunk.get(..n),
-            ) else {
-                break;
-            };
-            out.copy_from_slice(src);
-            copied = copied.saturating_add(n);
-            if n == chunk.len() {
-                s.recv_buf.pop_front();
-            } else {
-                bytes::Buf::advance(chunk, n);
-            }
-        }
-        let n32 = u32::try_from(copied).unwrap_or(u32::MAX);
+        };
+        let chunk = if front.len() > max {
+            front.split_to(max)
+        } else {
+            s.recv_buf.pop_front().unwrap_or_default()
+        };
+        let n32 = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
         s.recv_buffered = s.recv_buffered.saturating_sub(n32);
         s.recv_consumed = s.recv_consumed.saturating_add(n32);
         self.maybe_window_update(id);
-        Ok(ReadOutcome::Data(copied))
+        Ok(ReadChunk::Data(chunk))
     }
 
-    /// Queues bytes on stream `id`. `Ok(None)` means the send buffer is full:
-    /// wait for [`Event::Writable`].
-    pub fn write(&mut self, id: u32, data: &[u8]) -> Result<Option<usize>, StreamError> {
+    /// How many bytes a write to `id` may queue now (0: wait for
+    /// [`Event::Writable`]), or why it cannot write at all.
+    pub fn write_room(&mut self, id: u32) -> Result<usize, StreamError> {
         let closed = self.closed_error();
         let limit = self.config.send_buffer;
         let s = self.stream_mut(id)?;
@@ -410,16 +429,37 @@ impl Session {
         if let Some(e) = closed {
             return Err(e);
         }
-        let room = limit.saturating_sub(s.send_buf.len());
-        if room == 0 {
+        Ok(limit.saturating_sub(s.send_buf.len()))
+    }
+
+    /// Queues bytes on stream `id`. `Ok(None)` means the send buffer is full:
+    /// wait for [`Event::Writable`].
+    pub fn write(&mut self, id: u32, data: &[u8]) -> Result<Option<usize>, StreamError> {
+        let n = self.write_room(id)?.min(data.len());
+        if n == 0 && !data.is_empty() {
             return Ok(None);
         }
-        let n = room.min(data.len());
-        s.send_buf
-            .extend_from_slice(data.get(..n).unwrap_or_default());
-        if s.can_send() {
-            self.enqueue_data(id);
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.send_buf
+                .extend_from_slice(data.get(..n).unwrap_or_default());
         }
+        self.enqueue_data(id);
+        Ok(Some(n))
+    }
+
+    /// Like [`write`](Self::write), but takes ownership of the bytes so they
+    /// are framed without another copy. Bytes beyond the room are dropped
+    /// and not counted.
+    pub fn write_chunk(&mut self, id: u32, mut chunk: Bytes) -> Result<Option<usize>, StreamError> {
+        let n = self.write_room(id)?.min(chunk.len());
+        if n == 0 && !chunk.is_empty() {
+            return Ok(None);
+        }
+        chunk.truncate(n);
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.send_buf.push(chunk);
+        }
+        self.enqueue_data(id);
         Ok(Some(n))
     }
 
@@ -540,7 +580,7 @@ impl Session {
         self.data_queue.clear();
         self.streams.retain(|_, s| {
             // Written bytes can no longer leave; received ones stay readable.
-            s.send_buf = BytesMut::new();
+            s.send_buf.clear();
             s.flags.in_ctrl_queue = false;
             s.flags.in_data_queue = false;
             !(s.flags.detached || s.flags.in_backlog)

@@ -10,9 +10,11 @@
 //! either:     * --reset (local or remote)--> Reset (both halves, final)
 //! ```
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::Instant;
+
+use super::send_buf::SendBuf;
 
 /// The sending half.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +62,7 @@ pub(crate) struct Stream {
     pub(crate) recv: RecvState,
     pub(crate) reset: Option<ResetInfo>,
     /// Bytes written by the application and not yet framed.
-    pub(crate) send_buf: BytesMut,
+    pub(crate) send_buf: SendBuf,
     /// Credit the peer granted that this side has not used.
     pub(crate) send_window: u32,
     /// Received payloads not yet read by the application.
@@ -111,7 +113,7 @@ impl Stream {
             send: SendState::Open,
             recv: RecvState::Open,
             reset: None,
-            send_buf: BytesMut::new(),
+            send_buf: SendBuf::default(),
             send_window,
             recv_buf: VecDeque::new(),
             recv_buffered: 0,
@@ -179,7 +181,7 @@ impl Stream {
     /// Drops everything buffered in both directions, returning how many
     /// received bytes were discarded.
     pub(crate) fn clear_buffers(&mut self) -> u32 {
-        self.send_buf = BytesMut::new();
+        self.send_buf.clear();
         self.recv_buf = VecDeque::new();
         std::mem::take(&mut self.recv_buffered)
     }

@@ -6,7 +6,7 @@
 //! tasks the session's events concern, and writes. It never holds the lock
 //! while doing I/O.
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -21,6 +21,9 @@ use mux_frame::{FrameCodec, FrameError};
 use crate::session::ProtocolError;
 use crate::shared::{lock, now, SharedRef};
 use crate::wire::lite;
+use write_queue::WriteQueue;
+
+mod write_queue;
 
 /// Stop pulling frames once this much waits to be written.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
@@ -36,7 +39,7 @@ pub(crate) struct Driver<T> {
     shared: SharedRef,
     codec: FrameCodec,
     read_buf: BytesMut,
-    write_buf: BytesMut,
+    out: WriteQueue,
     timer: Pin<Box<Sleep>>,
     read_closed: bool,
     wakers: Vec<Waker>,
@@ -45,12 +48,13 @@ pub(crate) struct Driver<T> {
 impl<T: AsyncRead + AsyncWrite> Driver<T> {
     pub(crate) fn new(io: T, shared: SharedRef) -> Self {
         let max = lock(&shared).session.max_frame_value();
+        let vectored = io.is_write_vectored();
         Self {
             io: Box::pin(io),
             shared,
             codec: FrameCodec::with_max_value_len(max),
             read_buf: BytesMut::new(),
-            write_buf: BytesMut::new(),
+            out: WriteQueue::new(vectored),
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             read_closed: false,
             wakers: Vec::new(),
@@ -132,11 +136,11 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         if session.poll_timeout().is_some_and(|t| t <= now) {
             session.handle_timeout(now);
         }
-        while self.write_buf.len() < WRITE_HIGH_WATER {
+        while self.out.len() < WRITE_HIGH_WATER {
             let Some(frame) = session.poll_frame(now) else {
                 break;
             };
-            lite::encode(&frame, &mut self.write_buf);
+            self.out.push(&frame);
         }
         shared.collect_wakers(&mut self.wakers);
         decoded
@@ -151,8 +155,8 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
     /// Writes buffered output. Returns whether bytes were written.
     fn poll_write_transport(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
         let mut wrote = false;
-        while !self.write_buf.is_empty() {
-            match self.io.as_mut().poll_write(cx, &self.write_buf) {
+        while !self.out.is_empty() {
+            match self.out.poll_write(self.io.as_mut(), cx) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(0)) => {
                     return Err(io::Error::new(
@@ -160,14 +164,11 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                         "transport accepted no bytes",
                     ))
                 }
-                Poll::Ready(Ok(n)) => {
-                    self.write_buf.advance(n);
-                    wrote = true;
-                }
+                Poll::Ready(Ok(_)) => wrote = true,
                 Poll::Ready(Err(e)) => return Err(e),
             }
         }
-        if wrote || self.write_buf.is_empty() {
+        if wrote || self.out.is_empty() {
             // A flush that is pending is retried on the next turn.
             if let Poll::Ready(Err(e)) = self.io.as_mut().poll_flush(cx) {
                 return Err(e);
@@ -226,7 +227,7 @@ impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
                 }
             };
             let done = lock(&this.shared).session.is_done();
-            if done && this.write_buf.is_empty() {
+            if done && this.out.is_empty() {
                 // Best effort: the peer learns of the close from EOF.
                 let _ = ready!(this.io.as_mut().poll_shutdown(cx));
                 this.finish(None);

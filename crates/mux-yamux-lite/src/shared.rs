@@ -49,6 +49,9 @@ pub(crate) struct Shared {
     pub(crate) open_wakers: WakerList,
     pub(crate) close_wakers: WakerList,
     driver_waker: Option<Waker>,
+    /// The driver was woken since its current turn began, so another wake
+    /// would only cost a cross-thread notification.
+    driver_notified: bool,
     /// The driver task has ended; the transport is gone.
     pub(crate) driver_done: bool,
 }
@@ -63,6 +66,7 @@ impl Shared {
             open_wakers: WakerList::default(),
             close_wakers: WakerList::default(),
             driver_waker: None,
+            driver_notified: false,
             driver_done: false,
         }
     }
@@ -80,7 +84,9 @@ impl Shared {
         self.write_wakers.remove(&id);
     }
 
+    /// Called by the driver at the start of each turn.
     pub(crate) fn set_driver_waker(&mut self, cx: &Context<'_>) {
+        self.driver_notified = false;
         match &mut self.driver_waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
@@ -88,14 +94,18 @@ impl Shared {
     }
 
     /// Wakes the driver if the session has frames to send.
-    pub(crate) fn notify_driver(&self) {
+    pub(crate) fn notify_driver(&mut self) {
         if self.session.wants_transmit() {
             self.wake_driver();
         }
     }
 
-    pub(crate) fn wake_driver(&self) {
+    pub(crate) fn wake_driver(&mut self) {
+        if self.driver_notified {
+            return;
+        }
         if let Some(w) = &self.driver_waker {
+            self.driver_notified = true;
             w.wake_by_ref();
         }
     }

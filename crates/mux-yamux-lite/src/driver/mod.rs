@@ -30,7 +30,7 @@ const WRITE_HIGH_WATER: usize = 256 * 1024;
 /// Stop reading while this much undecoded input is buffered.
 const READ_HIGH_WATER: usize = 256 * 1024;
 /// Read in chunks of at least this size.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 /// Turns of the loop before yielding to the scheduler, for fairness.
 const TURNS_PER_POLL: usize = 32;
 

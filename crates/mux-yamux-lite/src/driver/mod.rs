@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 use tokio_util::codec::Decoder;
@@ -42,6 +42,9 @@ pub(crate) struct Driver<T> {
     out: WriteQueue,
     timer: Pin<Box<Sleep>>,
     read_closed: bool,
+    /// Set once the session has ended: after this, unsent output is
+    /// dropped so a peer that stopped reading cannot keep the task alive.
+    flush_deadline: Option<std::time::Instant>,
     wakers: Vec<Waker>,
 }
 
@@ -57,6 +60,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             out: WriteQueue::new(vectored),
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             read_closed: false,
+            flush_deadline: None,
             wakers: Vec::new(),
         }
     }
@@ -177,8 +181,56 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         Ok(wrote)
     }
 
+    /// Ends the task once the session is done: after its last frames are
+    /// written and the transport shut down, or at the flush deadline,
+    /// whichever comes first.
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Option<Poll<()>> {
+        let now = now();
+        let (deadline, flushed) = {
+            let guard = lock(&self.shared);
+            // Closed, though frames may still wait to be pulled: a full
+            // write queue stops the pulling, so `is_done` alone could wait
+            // forever on a peer that stopped reading.
+            if guard.session.closed_reason().is_none() {
+                return None;
+            }
+            let deadline = *self
+                .flush_deadline
+                .get_or_insert_with(|| guard.session.flush_deadline(now));
+            (deadline, guard.session.is_done() && self.out.is_empty())
+        };
+        if deadline <= now {
+            if !flushed {
+                tracing::debug!(
+                    unsent = self.out.len(),
+                    "transport stopped taking bytes; dropping the connection's last frames"
+                );
+            }
+            // One try: a transport that stopped reading may never finish.
+            let _ = self.io.as_mut().poll_shutdown(cx);
+            self.finish(None);
+            return Some(Poll::Ready(()));
+        }
+        if !flushed {
+            return None;
+        }
+        // Best effort: the peer learns of the close from EOF.
+        match self.io.as_mut().poll_shutdown(cx) {
+            Poll::Ready(_) => {
+                self.finish(None);
+                Some(Poll::Ready(()))
+            }
+            // The timer (armed for the flush deadline) ends the wait.
+            Poll::Pending => None,
+        }
+    }
+
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
         let next = lock(&self.shared).session.poll_timeout();
+        let next = match (next, self.flush_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let Some(next) = next else {
             return false;
         };
@@ -226,12 +278,8 @@ impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
                     return Poll::Ready(());
                 }
             };
-            let done = lock(&this.shared).session.is_done();
-            if done && this.out.is_empty() {
-                // Best effort: the peer learns of the close from EOF.
-                let _ = ready!(this.io.as_mut().poll_shutdown(cx));
-                this.finish(None);
-                return Poll::Ready(());
+            if let Some(out) = this.poll_finish(cx) {
+                return out;
             }
             let fired = this.poll_timer(cx);
             if !(read || decoded || wrote || fired) {

@@ -10,6 +10,12 @@ use crate::config::MAX_WINDOW;
 use crate::frame::{go_away, reset_code, Flags, Frame, Hello};
 use mux_core::ConnError;
 
+/// Received payloads shorter than this are copied into the stream's
+/// buffer instead of kept as slices of the driver's read buffer: a slice
+/// keeps its whole read buffer alive, and each kept slice costs a queue
+/// entry. Bulk transfers use larger frames, so they are not copied.
+const COPY_PAYLOADS_BELOW: usize = 16 * 1024;
+
 impl Session {
     /// Feeds one decoded frame from the peer.
     pub fn handle_frame(&mut self, frame: Frame, now: Instant) {
@@ -256,7 +262,11 @@ impl Session {
                 self.maybe_window_update(id);
             } else {
                 s.recv_buffered = s.recv_buffered.saturating_add(len32);
-                s.recv_buf.push_back(payload);
+                if len < COPY_PAYLOADS_BELOW {
+                    s.recv_buf.extend_from_slice(&payload);
+                } else {
+                    s.recv_buf.push(payload);
+                }
                 self.events.push_back(Event::Readable(id));
             }
         }

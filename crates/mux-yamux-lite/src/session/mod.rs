@@ -12,10 +12,10 @@
 //! `inbound` (what each received frame does), `outbound` (what goes on the
 //! wire next, in priority order), [`error`] (peer faults).
 
+mod chunks;
 pub mod error;
 mod inbound;
 mod outbound;
-mod send_buf;
 pub mod stream;
 
 use bytes::Bytes;
@@ -128,6 +128,8 @@ pub struct Session {
     peer: Option<Hello>,
     hello_sent: bool,
     lifecycle: Lifecycle,
+    /// When `close()` stops waiting for streams; kept after the close.
+    drain_deadline: Option<Instant>,
     go_away_received: Option<u32>,
 
     streams: HashMap<u32, Stream>,
@@ -169,6 +171,7 @@ impl Session {
             peer: None,
             hello_sent: false,
             lifecycle: Lifecycle::Active,
+            drain_deadline: None,
             go_away_received: None,
             streams: HashMap::new(),
             next_local_id: Some(role.first_id()),
@@ -244,6 +247,20 @@ impl Session {
             Lifecycle::Closed(e) => Some(e),
             _ => None,
         }
+    }
+
+    /// Until when the last frames of a closed session may wait for a
+    /// transport that does not take them, given that the driver first saw
+    /// the session closed at `now`: the graceful close's own deadline, at
+    /// once after a keepalive timeout (the peer is gone), otherwise
+    /// `close_timeout` from `now`.
+    pub fn flush_deadline(&self, now: Instant) -> Instant {
+        if matches!(self.closed_reason(), Some(ConnError::KeepaliveTimeout)) {
+            return now;
+        }
+        self.drain_deadline
+            .or_else(|| now.checked_add(self.config.close_timeout))
+            .unwrap_or(now)
     }
 
     /// Whether the connection has started closing or has closed.
@@ -395,18 +412,14 @@ impl Session {
         if max == 0 {
             return Ok(ReadChunk::Data(Bytes::new()));
         }
-        let Some(front) = s.recv_buf.front_mut() else {
+        if s.recv_buf.is_empty() {
             return match (s.recv, closed) {
                 (RecvState::FinReceived, _) => Ok(ReadChunk::Eof),
                 (_, Some(e)) => Err(e),
                 _ => Ok(ReadChunk::Blocked),
             };
-        };
-        let chunk = if front.len() > max {
-            front.split_to(max)
-        } else {
-            s.recv_buf.pop_front().unwrap_or_default()
-        };
+        }
+        let chunk = s.recv_buf.take(max);
         let n32 = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
         s.recv_buffered = s.recv_buffered.saturating_sub(n32);
         s.recv_consumed = s.recv_consumed.saturating_add(n32);
@@ -507,7 +520,7 @@ impl Session {
         }
         s.flags.read_closed = true;
         let dropped = std::mem::take(&mut s.recv_buffered);
-        s.recv_buf = VecDeque::new();
+        s.recv_buf.clear();
         s.recv_consumed = s.recv_consumed.saturating_add(dropped);
         self.maybe_window_update(id);
         self.events.push_back(Event::Readable(id));
@@ -557,6 +570,7 @@ impl Session {
         });
         let deadline = now.checked_add(self.config.close_timeout).unwrap_or(now);
         self.lifecycle = Lifecycle::Draining { deadline };
+        self.drain_deadline = Some(deadline);
         for id in std::mem::take(&mut self.accept_queue) {
             if let Some(s) = self.streams.get_mut(&id) {
                 s.flags.in_backlog = false;
@@ -823,7 +837,7 @@ impl Session {
             if s.recv_window > self.config.max_window.max(self.config.initial_window) {
                 return Err(format!("stream {id}: receive window over the maximum"));
             }
-            let buffered: usize = s.recv_buf.iter().map(|b| b.len()).sum();
+            let buffered = s.recv_buf.len();
             if u64::try_from(buffered).unwrap_or(u64::MAX) != u64::from(s.recv_buffered) {
                 return Err(format!("stream {id}: receive buffer miscounted"));
             }

@@ -10,11 +10,9 @@
 //! either:     * --reset (local or remote)--> Reset (both halves, final)
 //! ```
 
-use bytes::Bytes;
-use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::send_buf::SendBuf;
+use super::chunks::Chunks;
 
 /// The sending half.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,11 +60,11 @@ pub(crate) struct Stream {
     pub(crate) recv: RecvState,
     pub(crate) reset: Option<ResetInfo>,
     /// Bytes written by the application and not yet framed.
-    pub(crate) send_buf: SendBuf,
+    pub(crate) send_buf: Chunks,
     /// Credit the peer granted that this side has not used.
     pub(crate) send_window: u32,
     /// Received payloads not yet read by the application.
-    pub(crate) recv_buf: VecDeque<Bytes>,
+    pub(crate) recv_buf: Chunks,
     /// Total length of `recv_buf`.
     pub(crate) recv_buffered: u32,
     /// Bytes the peer may still send before more credit is granted.
@@ -113,9 +111,9 @@ impl Stream {
             send: SendState::Open,
             recv: RecvState::Open,
             reset: None,
-            send_buf: SendBuf::default(),
+            send_buf: Chunks::default(),
             send_window,
-            recv_buf: VecDeque::new(),
+            recv_buf: Chunks::default(),
             recv_buffered: 0,
             recv_credit: recv_window,
             recv_window,
@@ -182,7 +180,7 @@ impl Stream {
     /// received bytes were discarded.
     pub(crate) fn clear_buffers(&mut self) -> u32 {
         self.send_buf.clear();
-        self.recv_buf = VecDeque::new();
+        self.recv_buf.clear();
         std::mem::take(&mut self.recv_buffered)
     }
 }

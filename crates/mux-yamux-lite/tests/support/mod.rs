@@ -135,3 +135,168 @@ pub fn quiet_config() -> Config {
     c.keepalive_interval = None;
     c
 }
+
+// ----- hostile-peer helpers (tests/hostile_*.rs) -----------------------------
+
+/// A connection under test wired to a raw peer over a duplex pipe of
+/// `capacity` bytes per direction (small pipes make back-pressure visible).
+pub fn connect_with_capacity(role: Role, config: Config, capacity: usize) -> (Connection, RawPeer) {
+    let (a, b) = tokio::io::duplex(capacity);
+    let conn = Connection::new(a, role, config);
+    (conn, RawPeer::new(b))
+}
+
+/// Bound on a hostile test's body. Under a paused clock this is virtual
+/// time, so a deadlock fails at once instead of hanging the suite.
+pub const HOSTILE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `f`, failing the test if it does not finish within [`HOSTILE_LIMIT`].
+pub async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    match tokio::time::timeout(HOSTILE_LIMIT, f).await {
+        Ok(out) => out,
+        Err(_) => panic!("the test hung ({HOSTILE_LIMIT:?} bound)"),
+    }
+}
+
+/// A SYN as `open` sends it: WINDOW_UPDATE with SYN and delta 0.
+pub fn syn(id: u32) -> Frame {
+    Frame::Window {
+        id,
+        flags: Flags::SYN,
+        delta: 0,
+    }
+}
+
+/// DATA on stream `id` with `flags` and `payload`.
+pub fn data(id: u32, flags: Flags, payload: &[u8]) -> Frame {
+    Frame::Data {
+        id,
+        flags,
+        payload: bytes::Bytes::copy_from_slice(payload),
+    }
+}
+
+/// The encoding of every frame of `frames`, back to back.
+pub fn encode_all(frames: impl IntoIterator<Item = Frame>) -> BytesMut {
+    let mut buf = BytesMut::new();
+    for f in frames {
+        lite::encode(&f, &mut buf);
+    }
+    buf
+}
+
+/// The exact protocol violation behind a connection error, if it is one.
+pub fn protocol_error(e: &mux_core::ConnError) -> Option<mux_yamux_lite::session::ProtocolError> {
+    match e {
+        mux_core::ConnError::Protocol(inner) => inner
+            .downcast_ref::<mux_yamux_lite::session::ProtocolError>()
+            .cloned(),
+        _ => None,
+    }
+}
+
+/// The reading half of a split [`RawPeer`].
+pub struct RawReader {
+    reader: FramedRead<ReadHalf<DuplexStream>, FrameCodec>,
+}
+
+/// The writing half of a split [`RawPeer`].
+pub struct RawWriter {
+    writer: WriteHalf<DuplexStream>,
+}
+
+impl RawPeer {
+    /// Splits the peer so a flood can be written while replies are read.
+    pub fn split(self) -> (RawReader, RawWriter) {
+        (
+            RawReader {
+                reader: self.reader,
+            },
+            RawWriter {
+                writer: self.writer,
+            },
+        )
+    }
+}
+
+impl RawReader {
+    /// The next frame, or `None` at EOF (or on bytes that are not a frame).
+    pub async fn recv(&mut self) -> Option<Frame> {
+        let tlv = self.reader.next().await?.ok()?;
+        Some(lite::decode(tlv).expect("connection under test sent an invalid frame"))
+    }
+
+    /// Every frame until EOF.
+    pub async fn recv_until_eof(&mut self) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        while let Some(f) = self.recv().await {
+            frames.push(f);
+        }
+        frames
+    }
+}
+
+impl RawWriter {
+    /// Writes one frame; `Err` once the connection under test is gone.
+    pub async fn send(&mut self, frame: Frame) -> std::io::Result<()> {
+        let mut buf = BytesMut::new();
+        lite::encode(&frame, &mut buf);
+        self.send_raw(&buf).await
+    }
+
+    /// Writes raw bytes; `Err` once the connection under test is gone.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes).await?;
+        self.writer.flush().await
+    }
+
+    /// Half-closes the peer's direction (the connection under test reads EOF).
+    pub async fn shutdown(&mut self) -> std::io::Result<()> {
+        self.writer.shutdown().await
+    }
+}
+
+impl RawPeer {
+    /// Every frame until EOF.
+    pub async fn recv_until_eof(&mut self) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        while let Some(f) = self.recv().await {
+            frames.push(f);
+        }
+        frames
+    }
+}
+
+/// Reads the connection's output until EOF, checks that it ended with
+/// exactly one GO_AWAY(PROTOCOL_ERROR) as its last frame, and returns the
+/// typed violation the connection reports (through `accept_stream`).
+pub async fn expect_protocol_failure(
+    conn: &Connection,
+    peer: &mut RawPeer,
+) -> mux_yamux_lite::session::ProtocolError {
+    let frames = peer.recv_until_eof().await;
+    let go_aways: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| matches!(f, Frame::GoAway { .. }))
+        .collect();
+    assert_eq!(
+        go_aways,
+        [&Frame::GoAway {
+            code: mux_yamux_lite::frame::go_away::PROTOCOL_ERROR
+        }],
+        "exactly one GO_AWAY(1) expected, got {frames:?}"
+    );
+    assert_eq!(
+        frames.last(),
+        Some(&Frame::GoAway {
+            code: mux_yamux_lite::frame::go_away::PROTOCOL_ERROR
+        }),
+        "GO_AWAY(1) must be the last frame"
+    );
+    let err = conn
+        .accept_stream()
+        .await
+        .expect_err("the connection must have failed");
+    assert!(conn.is_closed());
+    protocol_error(&err).unwrap_or_else(|| panic!("not a protocol error: {err:?}"))
+}

@@ -1,16 +1,23 @@
-//! A stream's unsent bytes: a queue of chunks.
+//! A byte queue made of chunks, used for both directions of a stream.
 //!
-//! Small writes are copied into a growing tail, so many tiny writes still
-//! leave as a few frames. Large writes arrive as their own `Bytes` (the
-//! stream handle copies them before taking the connection lock), and a
-//! DATA frame then carries such a chunk, or a slice of it, without another
-//! copy.
+//! Small pieces are copied into a growing tail; large ones are kept as the
+//! `Bytes` they arrived as. Sending: many tiny writes still leave as a few
+//! frames, while a large write (copied by the stream handle before it takes
+//! the connection lock) is framed without another copy. Receiving: a large
+//! DATA payload is kept as sliced from the read buffer, while tiny payloads
+//! are copied, so a flood of 1-byte frames costs bytes, not a queue entry
+//! each, and cannot pin read buffers.
 
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 
+/// The queue. An idle stream has two of these, so the storage is boxed and
+/// allocated on first use: an unused queue is one pointer.
 #[derive(Debug, Default)]
-pub(crate) struct SendBuf {
+pub(crate) struct Chunks(Option<Box<Inner>>);
+
+#[derive(Debug, Default)]
+struct Inner {
     /// Sealed chunks, oldest first; they come before `tail`.
     chunks: VecDeque<Bytes>,
     /// The newest bytes, still growing.
@@ -18,19 +25,27 @@ pub(crate) struct SendBuf {
     len: usize,
 }
 
-impl SendBuf {
+impl Chunks {
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.0.as_ref().map_or(0, |q| q.len)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+
+    fn inner(&mut self) -> &mut Inner {
+        self.0.get_or_insert_with(Box::default)
     }
 
     /// Copies `data` onto the end.
     pub(crate) fn extend_from_slice(&mut self, data: &[u8]) {
-        self.tail.extend_from_slice(data);
-        self.len = self.len.saturating_add(data.len());
+        if data.is_empty() {
+            return;
+        }
+        let q = self.inner();
+        q.tail.extend_from_slice(data);
+        q.len = q.len.saturating_add(data.len());
     }
 
     /// Appends `chunk` without copying it.
@@ -38,31 +53,35 @@ impl SendBuf {
         if chunk.is_empty() {
             return;
         }
-        if !self.tail.is_empty() {
-            self.chunks.push_back(self.tail.split().freeze());
+        let q = self.inner();
+        if !q.tail.is_empty() {
+            q.chunks.push_back(q.tail.split().freeze());
         }
-        self.len = self.len.saturating_add(chunk.len());
-        self.chunks.push_back(chunk);
+        q.len = q.len.saturating_add(chunk.len());
+        q.chunks.push_back(chunk);
     }
 
     /// Takes up to `max` bytes from the front, without copying; the result
     /// may be shorter than `max` where a chunk ends.
     pub(crate) fn take(&mut self, max: usize) -> Bytes {
-        let taken = match self.chunks.front_mut() {
+        let Some(q) = self.0.as_mut() else {
+            return Bytes::new();
+        };
+        let taken = match q.chunks.front_mut() {
             Some(front) if front.len() > max => front.split_to(max),
-            Some(_) => self.chunks.pop_front().unwrap_or_default(),
+            Some(_) => q.chunks.pop_front().unwrap_or_default(),
             None => {
-                let n = max.min(self.tail.len());
-                self.tail.split_to(n).freeze()
+                let n = max.min(q.tail.len());
+                q.tail.split_to(n).freeze()
             }
         };
-        self.len = self.len.saturating_sub(taken.len());
+        q.len = q.len.saturating_sub(taken.len());
         taken
     }
 
     /// Drops everything and releases the memory.
     pub(crate) fn clear(&mut self) {
-        *self = Self::default();
+        self.0 = None;
     }
 }
 
@@ -72,7 +91,7 @@ mod tests {
 
     #[test]
     fn bytes_leave_in_the_order_they_came_whatever_the_chunking() {
-        let mut buf = SendBuf::default();
+        let mut buf = Chunks::default();
         buf.extend_from_slice(b"ab");
         buf.push(Bytes::from_static(b"cdef"));
         buf.extend_from_slice(b"g");
@@ -90,7 +109,7 @@ mod tests {
     fn a_large_chunk_is_sliced_not_copied() {
         let chunk = Bytes::from(vec![1u8; 100]);
         let ptr = chunk.as_ptr();
-        let mut buf = SendBuf::default();
+        let mut buf = Chunks::default();
         buf.push(chunk);
         let first = buf.take(60);
         assert_eq!(first.as_ptr(), ptr);

@@ -191,9 +191,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             // Closed, though frames may still wait to be pulled: a full
             // write queue stops the pulling, so `is_done` alone could wait
             // forever on a peer that stopped reading.
-            if guard.session.closed_reason().is_none() {
-                return None;
-            }
+            guard.session.closed_reason()?;
             let deadline = *self
                 .flush_deadline
                 .get_or_insert_with(|| guard.session.flush_deadline(now));

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Fuzz every target in fuzz_targets/ for SECONDS each (default 60).
+# Fuzz targets for SECONDS each (default 60): every target in fuzz_targets/
+# (frame_decode, session, e2e), or only those named after SECONDS.
 # Seeds are read from corpus/<target>; new inputs go to corpus-work/<target>
 # (git-ignored) so the committed seed corpus stays small. Crashes land in
-# artifacts/<target>/ and make this script exit non-zero.
+# artifacts/<target>/ and make this script exit non-zero; an input running
+# longer than FUZZ_TIMEOUT seconds (default 30) counts as a crash (a hang).
 set -euo pipefail
 seconds="${1:-60}"
+shift || true
 cd "$(dirname "$0")"
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
@@ -15,12 +18,20 @@ if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     exit 1
 fi
 
+if [ "$#" -gt 0 ]; then
+    targets=("$@")
+else
+    targets=()
+    for file in fuzz_targets/*.rs; do
+        targets+=("$(basename "$file" .rs)")
+    done
+fi
+
 status=0
-for file in fuzz_targets/*.rs; do
-    target="$(basename "$file" .rs)"
+for target in "${targets[@]}"; do
     mkdir -p "corpus/$target" "corpus-work/$target"
     echo "== fuzzing $target for ${seconds}s"
     cargo +nightly fuzz run "$target" "corpus-work/$target" "corpus/$target" -- \
-        -max_total_time="$seconds" -print_final_stats=1 || status=$?
+        -max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-30}" -print_final_stats=1 || status=$?
 done
 exit "$status"

@@ -9,6 +9,9 @@
 
 use std::{io, sync::Arc};
 
+/// A boxed error of any body type.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 use http::{StatusCode, Version};
 use mux_core::{ConnError, StreamError};
 
@@ -172,6 +175,7 @@ impl From<ConnectError> for io::Error {
 /// |---|---|
 /// | [`SendClosed`](Self::SendClosed) | `BrokenPipe` |
 /// | [`Body`](Self::Body) | from the HTTP error (`ConnectionReset` when the connection was lost) |
+/// | [`OtherBody`](Self::OtherBody) | from the HTTP or I/O error inside, else `Other` |
 /// | [`Upgrade`](Self::Upgrade) | `ConnectionAborted` |
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -183,6 +187,11 @@ pub enum TunnelError {
     /// Receiving the incoming body failed.
     #[error("tunnel body error: {0}")]
     Body(#[source] Arc<hyper::Error>),
+    /// Receiving the incoming body failed, where [`accept`](crate::accept)
+    /// was given a body type other than hyper's `Incoming` (for example
+    /// axum's `Body`, whose error wraps hyper's).
+    #[error("tunnel body error: {0}")]
+    OtherBody(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// The server-side CONNECT or HTTP/1.1 upgrade never completed (for
     /// example the connection closed before the response went out).
     #[error("taking over the connection failed: {0}")]
@@ -195,6 +204,16 @@ impl TunnelError {
         match self {
             Self::SendClosed => io::ErrorKind::BrokenPipe,
             Self::Body(e) => hyper_error_kind(e),
+            Self::OtherBody(e) => {
+                let e: &(dyn std::error::Error + 'static) = &**e;
+                if let Some(hyper) = find_source::<hyper::Error>(e) {
+                    hyper_error_kind(hyper)
+                } else if let Some(io) = find_source::<io::Error>(e) {
+                    io.kind()
+                } else {
+                    io::ErrorKind::Other
+                }
+            }
             Self::Upgrade(_) => io::ErrorKind::ConnectionAborted,
         }
     }
@@ -308,6 +327,25 @@ pub(crate) fn body_error(e: hyper::Error) -> io::Error {
     }
     tracing::debug!(error = %e, "mux-h2: tunnel body error");
     TunnelError::Body(Arc::new(e)).into()
+}
+
+/// Maps an error of the incoming body, of whatever body type: hyper's own
+/// errors as [`body_error`] does, others by the `h2::Error` (a reset or a
+/// go-away) they may wrap.
+pub(crate) fn incoming_error(e: BoxError) -> io::Error {
+    match e.downcast::<hyper::Error>() {
+        Ok(hyper) => body_error(*hyper),
+        Err(e) => {
+            if let Some(se) =
+                find_source::<h2::Error>(&*e).and_then(|h2| h2_stream_error(h2, false))
+            {
+                tracing::debug!(error = %e, "mux-h2: tunnel stream ended abnormally");
+                return se.into();
+            }
+            tracing::debug!(error = %e, "mux-h2: tunnel body error");
+            TunnelError::OtherBody(Arc::from(e)).into()
+        }
+    }
 }
 
 /// Maps an error of hyper's upgraded I/O, which carries resets as an

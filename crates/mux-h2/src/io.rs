@@ -2,7 +2,8 @@
 //! either an HTTP/2 body pair or an upgraded connection.
 //!
 //! **Body mode** (HTTP/2 POST and other non-CONNECT methods): the reader
-//! polls hyper's [`Incoming`] body; the writer feeds a channel of at most
+//! polls the incoming body (hyper's [`Incoming`](hyper::body::Incoming),
+//! or a framework's); the writer feeds a channel of at most
 //! [`SEND_QUEUE_CHUNKS`] chunks of at most [`MAX_CHUNK`] bytes, drained by the
 //! outgoing [`TunnelBody`] that hyper sends. hyper takes a chunk only when the
 //! HTTP/2 stream has send window, and gives window back only as the peer's
@@ -27,9 +28,12 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::{task::AtomicWaker, Stream};
-use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full, StreamBody};
+use http_body_util::{
+    combinators::{BoxBody, UnsyncBoxBody},
+    BodyExt, Empty, Full, StreamBody,
+};
 use hyper::{
-    body::{Body, Frame, Incoming},
+    body::{Body, Frame},
     upgrade::{OnUpgrade, Upgraded},
 };
 use hyper_util::rt::TokioIo;
@@ -38,7 +42,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
 
-use crate::error::{body_error, upgraded_io_error, BodyError, TunnelError};
+use crate::error::{incoming_error, upgraded_io_error, BodyError, BoxError, TunnelError};
 
 /// How many chunks the outgoing body queue of a body-mode tunnel holds.
 ///
@@ -313,9 +317,16 @@ impl ResetHandle {
     }
 }
 
+/// The incoming body of a body-mode tunnel, whatever its type: hyper's
+/// [`Incoming`](hyper::body::Incoming) on the client and under a plain hyper server, a framework's
+/// body type (axum's `Body`) under a framework.
+type InBody = UnsyncBoxBody<Bytes, BoxError>;
+
 enum ReadInner {
     Body {
-        body: Incoming,
+        // A mutex only to make the reader `Sync` whatever the body type;
+        // it is reached with `get_mut`, never locked.
+        body: Mutex<InBody>,
         chunk: Bytes,
     },
     Upgraded,
@@ -369,7 +380,10 @@ impl AsyncRead for TunnelReader {
             return Poll::Ready(Err(err));
         }
         match &mut this.inner {
-            ReadInner::Body { body, chunk } => poll_read_body(body, chunk, cx, buf),
+            ReadInner::Body { body, chunk } => {
+                let body = body.get_mut().unwrap_or_else(PoisonError::into_inner);
+                poll_read_body(body, chunk, cx, buf)
+            }
             ReadInner::Upgraded => this
                 .shared
                 .poll_upgraded(cx, |io, cx| io.poll_read(cx, buf)),
@@ -380,7 +394,7 @@ impl AsyncRead for TunnelReader {
 }
 
 fn poll_read_body(
-    body: &mut Incoming,
+    body: &mut InBody,
     chunk: &mut Bytes,
     cx: &mut Context<'_>,
     buf: &mut ReadBuf<'_>,
@@ -403,7 +417,7 @@ fn poll_read_body(
                     *chunk = data;
                 }
             }
-            Some(Err(e)) => return Poll::Ready(Err(body_error(e))),
+            Some(Err(e)) => return Poll::Ready(Err(incoming_error(e))),
         }
     }
 }
@@ -593,12 +607,17 @@ pub(crate) fn body_tunnel() -> (PendingBody, TunnelBody) {
 }
 
 impl PendingBody {
-    /// The two halves, reading `incoming`.
-    pub(crate) fn finish(self, incoming: Incoming) -> (TunnelReader, TunnelWriter) {
+    /// The two halves, reading `incoming` (hyper's [`Incoming`](hyper::body::Incoming) or any
+    /// other body, such as a framework's).
+    pub(crate) fn finish<B>(self, incoming: B) -> (TunnelReader, TunnelWriter)
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let reader = TunnelReader {
             shared: self.shared.clone(),
             inner: ReadInner::Body {
-                body: incoming,
+                body: Mutex::new(incoming.map_err(Into::into).boxed_unsync()),
                 chunk: Bytes::new(),
             },
         };

@@ -54,10 +54,19 @@ pub struct ConnAddrs {
 /// A custom server should also raise hyper's HTTP/2 connection window to
 /// [`CONNECTION_WINDOW`] (see there why) and enable extended CONNECT.
 ///
+/// The request body may be hyper's `Incoming` or any other body type, such
+/// as axum's `Body` (the body is only read in body mode; CONNECT and the
+/// HTTP/1.1 upgrade need hyper's upgrade extension, which frameworks keep in
+/// the request's extensions).
+///
 /// # Errors
 /// When the request cannot carry a full-duplex tunnel; nothing was consumed
 /// that the error response needs.
-pub fn accept(mut req: Request<Incoming>) -> Result<(Response<TunnelBody>, H2Conn), AcceptError> {
+pub fn accept<B>(mut req: Request<B>) -> Result<(Response<TunnelBody>, H2Conn), AcceptError>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let addrs = req.extensions().get::<ConnAddrs>().copied();
     let version = req.version();
     let (response, reader, writer) = if version == Version::HTTP_2 {

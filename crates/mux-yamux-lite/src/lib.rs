@@ -56,6 +56,11 @@ mod shared;
 mod stream;
 pub mod wire;
 
+/// Maps keyed by stream id. foldhash is several times cheaper than std's
+/// SipHash on a `u32` and is still seeded per process, so a peer choosing
+/// ids cannot aim at collisions it cannot predict.
+type StreamMap<V> = std::collections::HashMap<u32, V, foldhash::fast::RandomState>;
+
 pub use config::Config;
 pub use connection::{Connection, YamuxLite};
 pub use session::{Role, Stats};

@@ -5,11 +5,11 @@
 //! copies straight out of the session's receive buffer and `poll_write`
 //! straight into its send buffer: no message hop, no allocation per call.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Waker};
 
 use crate::session::{Event, Session};
+use crate::StreamMap;
 
 pub(crate) type SharedRef = Arc<Mutex<Shared>>;
 
@@ -43,8 +43,8 @@ impl WakerList {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) session: Session,
-    read_wakers: HashMap<u32, Waker>,
-    write_wakers: HashMap<u32, Waker>,
+    read_wakers: StreamMap<Waker>,
+    write_wakers: StreamMap<Waker>,
     pub(crate) accept_wakers: WakerList,
     pub(crate) open_wakers: WakerList,
     pub(crate) close_wakers: WakerList,
@@ -60,8 +60,8 @@ impl Shared {
     pub(crate) fn new(session: Session) -> Self {
         Self {
             session,
-            read_wakers: HashMap::new(),
-            write_wakers: HashMap::new(),
+            read_wakers: StreamMap::default(),
+            write_wakers: StreamMap::default(),
             accept_wakers: WakerList::default(),
             open_wakers: WakerList::default(),
             close_wakers: WakerList::default(),
@@ -77,6 +77,14 @@ impl Shared {
 
     pub(crate) fn register_write(&mut self, id: u32, cx: &Context<'_>) {
         register(&mut self.write_wakers, id, cx);
+    }
+
+    /// Wakes whatever task waits on stream `id`, in either direction.
+    pub(crate) fn wake_stream(&mut self, id: u32) {
+        let wakers = [self.read_wakers.remove(&id), self.write_wakers.remove(&id)];
+        for w in wakers.into_iter().flatten() {
+            w.wake();
+        }
     }
 
     pub(crate) fn forget_stream(&mut self, id: u32) {
@@ -146,7 +154,7 @@ impl Shared {
     }
 }
 
-fn register(map: &mut HashMap<u32, Waker>, id: u32, cx: &Context<'_>) {
+fn register(map: &mut StreamMap<Waker>, id: u32, cx: &Context<'_>) {
     match map.get_mut(&id) {
         Some(w) if w.will_wake(cx.waker()) => {}
         Some(w) => w.clone_from(cx.waker()),

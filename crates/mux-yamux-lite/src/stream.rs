@@ -2,6 +2,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -24,7 +25,9 @@ use crate::shared::{lock, now, SharedRef};
 pub struct Stream {
     id: u32,
     shared: SharedRef,
-    deadlines: Deadlines,
+    /// Created on first use: most streams never set a deadline, and an
+    /// idle stream should cost as little as possible.
+    deadlines: OnceLock<Deadlines>,
     read_timer: DeadlineTimer,
     write_timer: DeadlineTimer,
 }
@@ -34,7 +37,7 @@ impl Stream {
         Self {
             id,
             shared,
-            deadlines: Deadlines::new(),
+            deadlines: OnceLock::new(),
             read_timer: DeadlineTimer::new(),
             write_timer: DeadlineTimer::new(),
         }
@@ -47,14 +50,17 @@ impl Stream {
             Direction::Read => &mut self.read_timer,
             Direction::Write => &mut self.write_timer,
         };
-        match self.deadlines.poll_expired(dir, timer, cx) {
+        let Some(deadlines) = self.deadlines.get() else {
+            return Poll::Pending;
+        };
+        match deadlines.poll_expired(dir, timer, cx) {
             Poll::Ready(()) => Poll::Ready(Err(StreamError::TimedOut.into())),
             Poll::Pending => Poll::Pending,
         }
     }
 
     fn check_deadline(&self, dir: Direction) -> io::Result<()> {
-        if self.deadlines.is_expired(dir) {
+        if self.deadlines.get().is_some_and(|d| d.is_expired(dir)) {
             return Err(StreamError::TimedOut.into());
         }
         Ok(())
@@ -207,7 +213,14 @@ impl MuxedStream for Stream {
     }
 
     fn deadlines(&self) -> Deadlines {
-        self.deadlines.clone()
+        self.deadlines
+            .get_or_init(|| {
+                // A read or write already pending registered with no
+                // deadline; wake it so it registers with this one.
+                lock(&self.shared).wake_stream(self.id);
+                Deadlines::new()
+            })
+            .clone()
     }
 }
 

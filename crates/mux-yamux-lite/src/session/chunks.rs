@@ -11,6 +11,10 @@
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 
+/// A queue emptied by taking at least this many bytes at once keeps its
+/// storage for the next chunk.
+const KEEP_STORAGE_FROM: usize = 16 * 1024;
+
 /// The queue. An idle stream has two of these, so the storage is boxed and
 /// allocated on first use: an unused queue is one pointer.
 #[derive(Debug, Default)]
@@ -76,6 +80,12 @@ impl Chunks {
             }
         };
         q.len = q.len.saturating_sub(taken.len());
+        // An idle stream should hold no storage, but a bulk flow, which
+        // empties the queue after every large chunk, should not allocate it
+        // again for every frame.
+        if q.len == 0 && taken.len() < KEEP_STORAGE_FROM {
+            self.0 = None;
+        }
         taken
     }
 

@@ -19,13 +19,14 @@ mod outbound;
 pub mod stream;
 
 use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use mux_core::{ConnError, StreamError};
 
 use crate::config::Config;
 use crate::frame::{go_away, reset_code, Frame, Hello};
+use crate::StreamMap;
 pub use error::ProtocolError;
 use stream::{RecvState, ResetInfo, SendState, Stream};
 
@@ -132,7 +133,7 @@ pub struct Session {
     drain_deadline: Option<Instant>,
     go_away_received: Option<u32>,
 
-    streams: HashMap<u32, Stream>,
+    streams: StreamMap<Stream>,
     next_local_id: Option<u32>,
     last_remote_id: u32,
     accept_queue: VecDeque<u32>,
@@ -173,7 +174,7 @@ impl Session {
             lifecycle: Lifecycle::Active,
             drain_deadline: None,
             go_away_received: None,
-            streams: HashMap::new(),
+            streams: StreamMap::default(),
             next_local_id: Some(role.first_id()),
             last_remote_id: 0,
             accept_queue: VecDeque::new(),

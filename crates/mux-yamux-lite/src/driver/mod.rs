@@ -11,6 +11,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 use tokio_util::codec::Decoder;
@@ -34,6 +35,20 @@ const READ_CHUNK: usize = 256 * 1024;
 /// Turns of the loop before yielding to the scheduler, for fairness.
 const TURNS_PER_POLL: usize = 32;
 
+/// What one turn learned about the session while holding the lock.
+struct Turn {
+    /// At least one frame was decoded.
+    decoded: bool,
+    /// The session has ended.
+    closed: bool,
+    /// The session has ended and every frame it wanted to send was pulled.
+    session_done: bool,
+    /// Frames are still waiting to be pulled (the write queue was full).
+    more_to_send: bool,
+    /// When the session next wants `handle_timeout`.
+    next_timeout: Option<Instant>,
+}
+
 pub(crate) struct Driver<T> {
     io: Pin<Box<T>>,
     shared: SharedRef,
@@ -44,7 +59,9 @@ pub(crate) struct Driver<T> {
     read_closed: bool,
     /// Set once the session has ended: after this, unsent output is
     /// dropped so a peer that stopped reading cannot keep the task alive.
-    flush_deadline: Option<std::time::Instant>,
+    flush_deadline: Option<Instant>,
+    /// The timer was polled at its current deadline and registered.
+    timer_armed: bool,
     wakers: Vec<Waker>,
 }
 
@@ -61,6 +78,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             read_closed: false,
             flush_deadline: None,
+            timer_armed: false,
             wakers: Vec::new(),
         }
     }
@@ -90,12 +108,12 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
     }
 
     /// Decodes buffered input into the session, frames pending output, and
-    /// collects the wakers to call. Returns whether any frame was decoded.
-    fn process(&mut self) -> bool {
+    /// collects the wakers to call; reads, under the same lock, what the
+    /// rest of the turn needs to know about the session.
+    fn process(&mut self, now: Instant) -> Turn {
         let mut guard = lock(&self.shared);
         let shared = &mut *guard;
         let session = &mut shared.session;
-        let now = now();
         let mut decoded = false;
         while session.wants_read() {
             match self.codec.decode(&mut self.read_buf) {
@@ -147,7 +165,18 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             self.out.push(&frame);
         }
         shared.collect_wakers(&mut self.wakers);
-        decoded
+        let session = &shared.session;
+        let closed = session.closed_reason().is_some();
+        if closed && self.flush_deadline.is_none() {
+            self.flush_deadline = Some(session.flush_deadline(now));
+        }
+        Turn {
+            decoded,
+            closed,
+            session_done: session.is_done(),
+            more_to_send: session.wants_transmit(),
+            next_timeout: session.poll_timeout(),
+        }
     }
 
     fn wake_collected(&mut self) {
@@ -183,21 +212,15 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
 
     /// Ends the task once the session is done: after its last frames are
     /// written and the transport shut down, or at the flush deadline,
-    /// whichever comes first.
-    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Option<Poll<()>> {
-        let now = now();
-        let (deadline, flushed) = {
-            let guard = lock(&self.shared);
-            // Closed, though frames may still wait to be pulled: a full
-            // write queue stops the pulling, so `is_done` alone could wait
-            // forever on a peer that stopped reading.
-            guard.session.closed_reason()?;
-            let deadline = *self
-                .flush_deadline
-                .get_or_insert_with(|| guard.session.flush_deadline(now));
-            (deadline, guard.session.is_done() && self.out.is_empty())
-        };
-        if deadline <= now {
+    /// whichever comes first. A closed session may still hold frames it
+    /// could not pull (a full write queue stops the pulling), so a peer that
+    /// stopped reading cannot keep the task alive past the deadline.
+    fn poll_finish(&mut self, cx: &mut Context<'_>, turn: &Turn, now: Instant) -> Option<Poll<()>> {
+        if !turn.closed {
+            return None;
+        }
+        let flushed = turn.session_done && self.out.is_empty();
+        if self.flush_deadline.is_some_and(|d| d <= now) {
             if !flushed {
                 tracing::debug!(
                     unsent = self.out.len(),
@@ -223,8 +246,10 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         }
     }
 
-    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let next = lock(&self.shared).session.poll_timeout();
+    /// Arms the timer for the next deadline. The `Sleep` is polled only
+    /// when its deadline moved (to register it) or has passed: a registered
+    /// `Sleep` keeps the task's waker, so polling it every turn is waste.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, next: Option<Instant>, now: Instant) -> bool {
         let next = match (next, self.flush_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -235,8 +260,12 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         let at = tokio::time::Instant::from_std(next);
         if self.timer.deadline() != at {
             self.timer.as_mut().reset(at);
+        } else if next > now && self.timer_armed {
+            return false;
         }
-        self.timer.as_mut().poll(cx).is_ready()
+        let fired = self.timer.as_mut().poll(cx).is_ready();
+        self.timer_armed = !fired;
+        fired
     }
 
     fn finish(&mut self, err: Option<ConnError>) {
@@ -266,7 +295,8 @@ impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
                 guard.session.wants_read()
             };
             let read = this.poll_read_transport(cx, wants_read);
-            let decoded = this.process();
+            let now = now();
+            let turn = this.process(now);
             this.wake_collected();
             let wrote = match this.poll_write_transport(cx) {
                 Ok(wrote) => wrote,
@@ -276,11 +306,16 @@ impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
                     return Poll::Ready(());
                 }
             };
-            if let Some(out) = this.poll_finish(cx) {
+            if let Some(out) = this.poll_finish(cx, &turn, now) {
                 return out;
             }
-            let fired = this.poll_timer(cx);
-            if !(read || decoded || wrote || fired) {
+            let fired = this.poll_timer(cx, turn.next_timeout, now);
+            // Another turn is needed to re-arm the read (a read that
+            // returned data registered no waker), or to pull what the full
+            // write queue left in the session. Output still queued means
+            // the transport returned Pending and will wake the task.
+            let more_output = wrote && turn.more_to_send;
+            if !(read || turn.decoded || more_output || fired) {
                 return Poll::Pending;
             }
         }

@@ -87,7 +87,9 @@ impl WriteQueue {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
         self.seal();
-        let n = if self.vectored {
+        // One chunk (the usual case for small frames, which share the
+        // scratch buffer) needs no slice array.
+        let n = if self.vectored && self.chunks.len() > 1 {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let mut used = 0usize;
             for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {

@@ -72,14 +72,11 @@ const GEN_BUDGET: usize = 64 * 1024;
 const POLL_LIMIT: u64 = 1_000_000;
 
 /// Tolerate control frames (never stream frames) after a GO_AWAY with an
-/// error code. Known deviations, reported with reproducers in
-/// `fuzz/artifacts/e2e-findings/`: `Session::reset` after the session closed
-/// still queues a RESET (`reset_after_final_goaway.min`), and the keepalive
-/// timeout puts GO_AWAY(3) in front of control frames already queued, such
-/// as a GO_AWAY(0) from `close()` (`goaway0_after_keepalive_goaway3`); the
-/// driver writes them after the final GO_AWAY when its output was backed
-/// up. Set to `false` once the session drops them.
-const CONTROL_AFTER_FINAL_GO_AWAY: bool = true;
+/// error code. The fuzzer found two such deviations, both fixed (the
+/// keepalive timeout's GO_AWAY(3) used to go out in front of frames already
+/// queued, and a reset after the close still queued a RESET); their
+/// reproducers are in the corpus, so this stays `false`.
+const CONTROL_AFTER_FINAL_GO_AWAY: bool = false;
 
 /// Runs one input, panicking if any invariant breaks.
 pub(crate) fn check(data: &[u8]) {

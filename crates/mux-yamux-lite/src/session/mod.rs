@@ -649,7 +649,11 @@ impl Session {
                     .is_some_and(|t| t <= now);
                 if expired && self.config.keepalive_interval.is_some() {
                     tracing::debug!("keepalive timeout");
-                    self.control.push_front(Frame::GoAway {
+                    // The final GO_AWAY must be the last frame: drop what
+                    // waits (a GO_AWAY(0) of a close in the same turn, say).
+                    self.control.clear();
+                    self.owed_pong = None;
+                    self.control.push_back(Frame::GoAway {
                         code: go_away::KEEPALIVE_TIMEOUT,
                     });
                     self.abort(ConnError::KeepaliveTimeout);
@@ -757,7 +761,10 @@ impl Session {
         let peer_knows = !std::mem::take(&mut s.flags.syn_pending);
         s.flags.ack_pending = false;
         s.flags.window_pending = false;
-        if peer_knows {
+        // After the session ended nothing more may go out: the final
+        // GO_AWAY (or EOF) already told the peer every stream is gone.
+        let closed = matches!(self.lifecycle, Lifecycle::Closed(_));
+        if peer_knows && !closed {
             self.control.push_back(Frame::Reset { id, code });
         }
         self.events.push_back(Event::Readable(id));

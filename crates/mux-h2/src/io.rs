@@ -20,10 +20,11 @@ use std::{
     io,
     pin::Pin,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
     },
     task::{ready, Context, Poll, Wake, Waker},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -71,6 +72,25 @@ pub const STREAM_WINDOW: u32 = 1024 * 1024;
 /// before the rest are blocked, at the cost of up to 8 MiB of unread data
 /// held per connection.
 pub const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+
+/// How long a tunnel dropped after a successful `poll_shutdown` keeps its
+/// HTTP/2 stream open, at most, so that what it wrote still goes out.
+///
+/// Once both halves of a tunnel (an [`H2Conn`](crate::H2Conn)) are dropped,
+/// its receiving side moves to a background task that reads and discards
+/// whatever the peer still sends, until the peer ends its side, resets the
+/// stream or the connection goes, or this long has passed. Without that,
+/// an HTTP/2 client would cancel the stream on drop (`RST_STREAM(CANCEL)`)
+/// and h2 would discard the DATA still queued behind the peer's flow-control
+/// window, although `poll_shutdown` had returned `Ok`. Like a TCP socket's
+/// orphan timeout (Linux's `tcp_fin_timeout`), it bounds what a peer that
+/// never ends its side can hold; data the peer has not taken by then is
+/// lost. A writer that must know everything arrived reads to EOF (or an
+/// application-level acknowledgement) before dropping.
+///
+/// Needs a tokio runtime with timers; a tunnel dropped outside a runtime,
+/// without a shutdown, or after a reset is released at once.
+pub const DROP_LINGER: Duration = Duration::from_secs(60);
 
 /// The RST_STREAM code of [`ResetHandle::reset`]: `INTERNAL_ERROR` (2).
 ///
@@ -139,6 +159,8 @@ pub(crate) struct Shared {
     // 0 until reset, then `RESET_FLAG | code`: one atomic, so the first
     // reset's code is the one everybody sees.
     reset: AtomicU64,
+    // Set once `poll_shutdown` has succeeded: dropping then lingers.
+    write_shut: AtomicBool,
     upgraded: Option<Mutex<UpState>>,
 }
 
@@ -159,6 +181,7 @@ impl Shared {
             upgrade_waker: Waker::from(wakers.clone()),
             wakers,
             reset: AtomicU64::new(0),
+            write_shut: AtomicBool::new(false),
             upgraded: upgraded.map(Mutex::new),
         })
     }
@@ -179,6 +202,12 @@ impl Shared {
             }
             .into()
         })
+    }
+
+    /// Whether the receiving side must outlive the tunnel: the writer shut
+    /// down cleanly and nothing reset the tunnel since.
+    fn lingers(&self) -> bool {
+        self.write_shut.load(Ordering::Acquire) && self.reset_code().is_none()
     }
 
     fn lock_upgraded(&self) -> Option<MutexGuard<'_, UpState>> {
@@ -253,6 +282,48 @@ impl Shared {
             }
         }
     }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last reference to an upgraded tunnel: its reader, writer and
+        // every `ResetHandle` are gone.
+        if !self.lingers() {
+            return;
+        }
+        let Some(state) = self.upgraded.as_mut() else {
+            return;
+        };
+        let state = std::mem::replace(
+            state.get_mut().unwrap_or_else(PoisonError::into_inner),
+            UpState::Gone,
+        );
+        if let UpState::Ready(mut io) = state {
+            linger(self.kind, async move {
+                let _ = tokio::io::copy(&mut io, &mut tokio::io::sink()).await;
+            });
+        }
+    }
+}
+
+/// Keeps a dropped tunnel's receiving side alive in a task that runs `drain`
+/// for at most [`DROP_LINGER`]: while an HTTP/2 stream has a receiving
+/// handle, h2 neither cancels it nor discards the DATA it still has to send.
+/// `drain` ends when the peer ends its side (the stream is then closed, and
+/// queued DATA still goes out), resets it, or the connection goes.
+fn linger(kind: TunnelKind, drain: impl Future<Output = ()> + Send + 'static) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::debug!(?kind, "mux-h2: tunnel dropped outside a runtime; no linger");
+        return;
+    };
+    runtime.spawn(async move {
+        if tokio::time::timeout(DROP_LINGER, drain).await.is_err() {
+            tracing::debug!(
+                ?kind,
+                "mux-h2: dropped tunnel's peer kept its side open past DROP_LINGER"
+            );
+        }
+    });
 }
 
 /// Drops an upgraded connection as abruptly as hyper allows: a plain TCP
@@ -393,6 +464,25 @@ impl AsyncRead for TunnelReader {
     }
 }
 
+impl Drop for TunnelReader {
+    fn drop(&mut self) {
+        // In body mode this side's stream lives while the incoming body
+        // does (hyper's pipe task releases its sending handle once it has
+        // queued END_STREAM); an upgraded tunnel lingers in `Shared`'s drop.
+        if !self.shared.lingers() {
+            return;
+        }
+        if let ReadInner::Body { body, .. } =
+            std::mem::replace(&mut self.inner, ReadInner::Released)
+        {
+            let mut body = body.into_inner().unwrap_or_else(PoisonError::into_inner);
+            linger(self.shared.kind, async move {
+                while let Some(Ok(_)) = body.frame().await {}
+            });
+        }
+    }
+}
+
 fn poll_read_body(
     body: &mut InBody,
     chunk: &mut Bytes,
@@ -430,6 +520,13 @@ enum WriteInner {
 /// The writing half of a tunnel: the outgoing body's queue, or the upgraded
 /// connection. `poll_shutdown` ends the body (HTTP/2 `END_STREAM`) or
 /// half-closes the upgraded connection.
+///
+/// Once `poll_shutdown` has returned `Ok`, the tunnel may be dropped at once
+/// and every byte written before still reaches the peer, in order, followed
+/// by EOF, as with a TCP socket: the dropped tunnel's receiving side lingers
+/// in a background task for up to [`DROP_LINGER`] (see there), so the
+/// stream is not cancelled while data waits for the peer's window. Dropping
+/// without a shutdown, or after a reset, gives no such guarantee.
 ///
 /// A write accepts at most [`MAX_CHUNK`] bytes. `poll_flush` waits until
 /// hyper has taken every queued chunk, which it does only as the HTTP/2 send
@@ -540,10 +637,15 @@ impl AsyncWrite for TunnelWriter {
                 // Queued chunks still go out, then END_STREAM.
                 tx.close();
                 *shut = true;
-                Poll::Ready(Ok(()))
             }
-            WriteInner::Upgraded => this.shared.poll_upgraded(cx, |io, cx| io.poll_shutdown(cx)),
+            WriteInner::Upgraded => {
+                // hyper's HTTP/2 upgrade returns once its send task has
+                // queued END_STREAM behind the data in h2.
+                ready!(this.shared.poll_upgraded(cx, |io, cx| io.poll_shutdown(cx)))?;
+            }
         }
+        this.shared.write_shut.store(true, Ordering::Release);
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -18,8 +18,8 @@
 //!   hands each tunnel to a handler.
 //! - [`io`]: the halves, [`TunnelReader`] and [`TunnelWriter`], the body
 //!   type [`TunnelBody`], the buffer bounds ([`SEND_QUEUE_CHUNKS`],
-//!   [`MAX_CHUNK`], [`STREAM_WINDOW`], [`CONNECTION_WINDOW`]) and
-//!   [`ResetHandle`].
+//!   [`MAX_CHUNK`], [`STREAM_WINDOW`], [`CONNECTION_WINDOW`]),
+//!   [`DROP_LINGER`] and [`ResetHandle`].
 //! - [`error`]: [`AcceptError`], [`ConnectError`], [`TunnelError`] and
 //!   [`BodyError`], each mapped to an `io::ErrorKind`.
 //! - `tls` (feature `tls`): rustls with ALPN for `https` URLs, and
@@ -40,7 +40,8 @@
 //! [`SEND_QUEUE_CHUNKS`] × [`MAX_CHUNK`] (128 KiB) behind, and
 //! [`CONNECTION_WINDOW`] keeps one stalled tunnel from stalling the others on
 //! its connection. (Over an HTTP/1.1 upgrade the TCP buffers are the bound.) `poll_shutdown`
-//! half-closes (HTTP/2 `END_STREAM`), [`H2ConnExt::reset`] aborts (see
+//! half-closes (HTTP/2 `END_STREAM`; dropping the tunnel right after still
+//! delivers everything, see [`DROP_LINGER`]), [`H2ConnExt::reset`] aborts (see
 //! [`ResetHandle`] for what each mode can tell the peer), and the
 //! [`RwConn`](mux_core::RwConn) deadlines, close and done signal apply as
 //! mux-core documents.
@@ -83,7 +84,7 @@ pub use client::{connect, handshake, Connector, Mode};
 pub use error::{AcceptError, BodyError, ConnectError, TunnelError};
 pub use io::{
     ResetHandle, TunnelBody, TunnelKind, TunnelReader, TunnelWriter, CONNECTION_WINDOW,
-    DEFAULT_RESET_CODE, MAX_CHUNK, SEND_QUEUE_CHUNKS, STREAM_WINDOW,
+    DEFAULT_RESET_CODE, DROP_LINGER, MAX_CHUNK, SEND_QUEUE_CHUNKS, STREAM_WINDOW,
 };
 pub use server::{accept, serve, ConnAddrs};
 #[cfg(feature = "tls")]
@@ -94,6 +95,12 @@ pub const UPGRADE_PROTOCOL: &str = "mux-tunnel";
 
 /// A tunnel: one HTTP exchange as a full-duplex connection with Go
 /// `net.Conn` semantics (see [`mux_core::RwConn`]). [`H2ConnExt`] adds reset.
+///
+/// Dropping a tunnel right after a successful `shutdown` (or
+/// [`RwConn::close`](mux_core::RwConn::close)) loses nothing: what was
+/// written still reaches the peer, then EOF, because the receiving side
+/// lingers in the background until the peer ends its side, for at most
+/// [`DROP_LINGER`] (see [`TunnelWriter`]).
 pub type H2Conn = mux_core::RwConn<TunnelReader, TunnelWriter>;
 
 /// Tunnel operations on an [`H2Conn`] beyond those of `RwConn`.

@@ -58,6 +58,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{timeout, Instant};
 use tokio_util::codec::Decoder;
 
+#[path = "input.rs"]
+mod input;
+use input::Input;
+
 /// Operations per run at most.
 const MAX_STEPS: usize = 2048;
 /// Virtual time the operations may use; later ones are skipped.
@@ -101,58 +105,6 @@ pub(crate) fn check(data: &[u8]) {
 }
 
 // ----- input ---------------------------------------------------------------
-
-struct Input<'a> {
-    data: &'a [u8],
-}
-
-impl Input<'_> {
-    fn u8(&mut self) -> Option<u8> {
-        let (first, rest) = self.data.split_first()?;
-        self.data = rest;
-        Some(*first)
-    }
-
-    /// A byte, or 0 once the input ran out.
-    fn byte(&mut self) -> u8 {
-        self.u8().unwrap_or(0)
-    }
-
-    fn u32(&mut self) -> u32 {
-        let mut v = 0u32;
-        for _ in 0..4 {
-            v = (v << 8) | u32::from(self.byte());
-        }
-        v
-    }
-
-    fn take(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.data.len());
-        let (head, rest) = self.data.split_at(n);
-        self.data = rest;
-        head
-    }
-
-    /// A u32 that is usually small, sometimes extreme.
-    fn amount(&mut self) -> u32 {
-        match self.byte() {
-            0xFF => u32::MAX,
-            0xFE => 0x7FFF_FFFF,
-            0xFD => self.u32(),
-            b if b >= 0x80 => u32::from(b & 0x7F) << 8 | u32::from(self.byte()),
-            b => u32::from(b),
-        }
-    }
-
-    /// A virtual duration: 10 ms steps below 1 s, then seconds, then minutes.
-    fn duration(&mut self) -> Duration {
-        match self.byte() {
-            b @ 0..=99 => Duration::from_millis(u64::from(b) * 10),
-            b @ 100..=199 => Duration::from_secs(u64::from(b - 99)),
-            b => Duration::from_secs(u64::from(b - 199) * 60),
-        }
-    }
-}
 
 // ----- scripted transport ----------------------------------------------------
 

@@ -29,6 +29,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio_util::codec::Decoder;
 
+#[path = "input.rs"]
+mod input;
+use input::Input;
+
 /// Frames pulled per drain at most; a session that yields more is stuck.
 const DRAIN_BOUND: usize = 100_000;
 
@@ -55,49 +59,6 @@ pub(crate) fn check(data: &[u8]) {
     h.advance(Duration::from_secs(3600));
     h.drain();
     h.after_step();
-}
-
-struct Input<'a> {
-    data: &'a [u8],
-}
-
-impl Input<'_> {
-    fn u8(&mut self) -> Option<u8> {
-        let (first, rest) = self.data.split_first()?;
-        self.data = rest;
-        Some(*first)
-    }
-
-    /// A byte, or 0 once the input ran out.
-    fn byte(&mut self) -> u8 {
-        self.u8().unwrap_or(0)
-    }
-
-    fn u32(&mut self) -> u32 {
-        let mut v = 0u32;
-        for _ in 0..4 {
-            v = (v << 8) | u32::from(self.byte());
-        }
-        v
-    }
-
-    fn take(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.data.len());
-        let (head, rest) = self.data.split_at(n);
-        self.data = rest;
-        head
-    }
-
-    /// A u32 that is usually small, sometimes extreme.
-    fn amount(&mut self) -> u32 {
-        match self.byte() {
-            0xFF => u32::MAX,
-            0xFE => 0x7FFF_FFFF,
-            0xFD => self.u32(),
-            b if b >= 0x80 => u32::from(b & 0x7F) << 8 | u32::from(self.byte()),
-            b => u32::from(b),
-        }
-    }
 }
 
 struct Harness {

@@ -8,32 +8,13 @@ mod support;
 
 use mux_core::{MuxedStream, StreamError};
 use mux_yamux_lite::config::MAX_WINDOW;
-use mux_yamux_lite::frame::{Flags, Frame, Hello};
+use mux_yamux_lite::frame::{Flags, Frame};
 use mux_yamux_lite::session::ProtocolError;
 use mux_yamux_lite::Role;
-use support::{bounded, connect, data, expect_protocol_failure, quiet_config, syn, RawPeer};
+use support::{
+    bounded, connect, data, expect_protocol_failure, handshake_with_window, quiet_config, syn,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Handshake as a peer announcing `initial_window`, answering the RTT ping.
-async fn handshake_with_window(peer: &mut RawPeer, initial_window: u32) {
-    peer.send(Frame::Hello(Hello {
-        version: Hello::VERSION,
-        initial_window,
-        max_frame_payload: 64 * 1024,
-        max_inbound_streams: 1000,
-    }))
-    .await;
-    match peer.recv().await {
-        Some(Frame::Hello(_)) => {}
-        other => panic!("expected HELLO, got {other:?}"),
-    }
-    match peer.recv().await {
-        Some(Frame::Ping { ack: false, opaque }) => {
-            peer.send(Frame::Ping { ack: true, opaque }).await;
-        }
-        other => panic!("expected the RTT ping, got {other:?}"),
-    }
-}
 
 fn ack(id: u32, delta: u32) -> Frame {
     Frame::Window {

@@ -16,9 +16,12 @@ use std::time::Duration;
 use faulty_io::{Fault, FaultyIo};
 use mux_core::{ConnError, MuxedStream, StreamError};
 use mux_yamux_lite::config::MAX_WINDOW;
-use mux_yamux_lite::frame::{go_away, reset_code, Flags, Frame, Hello};
+use mux_yamux_lite::frame::{go_away, reset_code, Flags, Frame};
 use mux_yamux_lite::{Config, Connection, Role, Stream};
-use support::{bounded, connect, connect_with_capacity, data, quiet_config, syn, RawPeer};
+use support::{
+    bounded, connect, connect_with_capacity, data, handshake_with_window, quiet_config, syn,
+    RawPeer,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -28,27 +31,6 @@ const PIPE: usize = 8 * 1024;
 /// Framed-but-unwritten output the driver may hold (`WRITE_HIGH_WATER`)
 /// plus one maximal DATA frame.
 const WRITE_BUFFER_BOUND: usize = 256 * 1024 + 64 * 1024 + 10;
-
-/// Handshake as a peer announcing `initial_window`, answering the RTT ping.
-async fn handshake_with_window(peer: &mut RawPeer, initial_window: u32) {
-    peer.send(Frame::Hello(Hello {
-        version: Hello::VERSION,
-        initial_window,
-        max_frame_payload: 64 * 1024,
-        max_inbound_streams: 1000,
-    }))
-    .await;
-    match peer.recv().await {
-        Some(Frame::Hello(_)) => {}
-        other => panic!("expected HELLO, got {other:?}"),
-    }
-    match peer.recv().await {
-        Some(Frame::Ping { ack: false, opaque }) => {
-            peer.send(Frame::Ping { ack: true, opaque }).await;
-        }
-        other => panic!("expected the RTT ping, got {other:?}"),
-    }
-}
 
 /// Writes `total` bytes to `s` chunk by chunk, publishing how many bytes
 /// the stream has accepted so far.

@@ -300,3 +300,24 @@ pub async fn expect_protocol_failure(
     assert!(conn.is_closed());
     protocol_error(&err).unwrap_or_else(|| panic!("not a protocol error: {err:?}"))
 }
+
+/// Handshake as a peer announcing `initial_window`, answering the RTT ping.
+pub async fn handshake_with_window(peer: &mut RawPeer, initial_window: u32) {
+    peer.send(Frame::Hello(Hello {
+        version: Hello::VERSION,
+        initial_window,
+        max_frame_payload: 64 * 1024,
+        max_inbound_streams: 1000,
+    }))
+    .await;
+    match peer.recv().await {
+        Some(Frame::Hello(_)) => {}
+        other => panic!("expected HELLO, got {other:?}"),
+    }
+    match peer.recv().await {
+        Some(Frame::Ping { ack: false, opaque }) => {
+            peer.send(Frame::Ping { ack: true, opaque }).await;
+        }
+        other => panic!("expected the RTT ping, got {other:?}"),
+    }
+}

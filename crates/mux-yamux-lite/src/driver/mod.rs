@@ -37,8 +37,11 @@ const TURNS_PER_POLL: usize = 32;
 
 /// What one turn learned about the session while holding the lock.
 struct Turn {
-    /// At least one frame was decoded.
-    decoded: bool,
+    /// Decoding stopped with bytes buffered because the session took no
+    /// more input.
+    decode_held: bool,
+    /// The session wants input, as of the end of processing.
+    wants_read: bool,
     /// The session has ended.
     closed: bool,
     /// The session has ended and every frame it wanted to send was pulled.
@@ -83,26 +86,29 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         }
     }
 
-    /// Reads from the transport if the session wants input. Returns whether
-    /// anything happened.
+    /// Reads from the transport while the session wants input, until the
+    /// transport has nothing more (its waker is then registered), the
+    /// buffer is full, or it ended. Returns whether the read is armed: a
+    /// later turn need not read again until the transport wakes the task.
     fn poll_read_transport(&mut self, cx: &mut Context<'_>, wants_read: bool) -> bool {
-        if self.read_closed || !wants_read || self.read_buf.len() >= READ_HIGH_WATER {
-            return false;
-        }
-        if self.read_buf.capacity().saturating_sub(self.read_buf.len()) < READ_CHUNK / 4 {
-            self.read_buf.reserve(READ_CHUNK);
-        }
-        match tokio_util::io::poll_read_buf(self.io.as_mut(), cx, &mut self.read_buf) {
-            Poll::Pending => false,
-            Poll::Ready(Ok(0)) => {
-                self.read_closed = true;
-                true
+        loop {
+            if self.read_closed {
+                return true;
             }
-            Poll::Ready(Ok(_)) => true,
-            Poll::Ready(Err(e)) => {
-                self.read_closed = true;
-                lock(&self.shared).session.transport_closed(Some(e));
-                true
+            if !wants_read || self.read_buf.len() >= READ_HIGH_WATER {
+                return false;
+            }
+            if self.read_buf.capacity().saturating_sub(self.read_buf.len()) < READ_CHUNK / 4 {
+                self.read_buf.reserve(READ_CHUNK);
+            }
+            match tokio_util::io::poll_read_buf(self.io.as_mut(), cx, &mut self.read_buf) {
+                Poll::Pending => return true,
+                Poll::Ready(Ok(0)) => self.read_closed = true,
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    self.read_closed = true;
+                    lock(&self.shared).session.transport_closed(Some(e));
+                }
             }
         }
     }
@@ -114,16 +120,20 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         let mut guard = lock(&self.shared);
         let shared = &mut *guard;
         let session = &mut shared.session;
-        let mut decoded = false;
-        while session.wants_read() {
+        let mut decode_held = false;
+        loop {
+            if !session.wants_read() {
+                // Frames may still wait in the buffer (a pong is owed, or
+                // replies pile up): decode them once the session can take
+                // them, without waiting for the transport.
+                decode_held = !self.read_buf.is_empty();
+                break;
+            }
             match self.codec.decode(&mut self.read_buf) {
-                Ok(Some(tlv)) => {
-                    decoded = true;
-                    match lite::decode(tlv) {
-                        Ok(frame) => session.handle_frame(frame, now),
-                        Err(e) => session.fail(e.into()),
-                    }
-                }
+                Ok(Some(tlv)) => match lite::decode(tlv) {
+                    Ok(frame) => session.handle_frame(frame, now),
+                    Err(e) => session.fail(e.into()),
+                },
                 Ok(None) => {
                     if self.read_closed && session.closed_reason().is_none() {
                         if self.read_buf.is_empty() {
@@ -171,7 +181,8 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             self.flush_deadline = Some(session.flush_deadline(now));
         }
         Turn {
-            decoded,
+            decode_held,
+            wants_read: session.wants_read(),
             closed,
             session_done: session.is_done(),
             more_to_send: session.wants_transmit(),
@@ -294,7 +305,7 @@ impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
                 guard.set_driver_waker(cx);
                 guard.session.wants_read()
             };
-            let read = this.poll_read_transport(cx, wants_read);
+            let read_armed = this.poll_read_transport(cx, wants_read);
             let now = now();
             let turn = this.process(now);
             this.wake_collected();
@@ -310,12 +321,15 @@ impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
                 return out;
             }
             let fired = this.poll_timer(cx, turn.next_timeout, now);
-            // Another turn is needed to re-arm the read (a read that
-            // returned data registered no waker), or to pull what the full
-            // write queue left in the session. Output still queued means
-            // the transport returned Pending and will wake the task.
+            // Another turn is needed only for work nothing will wake the
+            // task for: a read that is not armed while the session now
+            // wants input (it did not before, or the buffer was full),
+            // frames held in the buffer, or frames the full write queue
+            // left in the session. Output still queued means the transport
+            // returned Pending and will wake the task.
+            let read_again = turn.wants_read && (!read_armed || turn.decode_held);
             let more_output = wrote && turn.more_to_send;
-            if !(read || turn.decoded || more_output || fired) {
+            if !(read_again || more_output || fired) {
                 return Poll::Pending;
             }
         }

@@ -8,29 +8,15 @@
     clippy::indexing_slicing
 )]
 
-use std::path::PathBuf;
+#[path = "../../../fuzz/checks/replay.rs"]
+mod replay;
 
 #[path = "../../../fuzz/checks/e2e.rs"]
 mod e2e;
 
 #[test]
 fn fuzz_e2e_corpus_replays_cleanly() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/e2e");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no seeds in {}", dir.display());
-    let mut failed = Vec::new();
-    for path in paths {
-        let data = std::fs::read(&path).unwrap();
-        if std::panic::catch_unwind(|| e2e::check(&data)).is_err() {
-            failed.push(path.display().to_string());
-        }
-    }
-    assert!(failed.is_empty(), "seeds broke an invariant: {failed:?}");
+    replay::replay_corpus("e2e", e2e::check);
 }
 
 /// Builds e2e inputs op by op (opcodes as in `checks/e2e.rs`).
@@ -328,7 +314,7 @@ fn write_e2e_seeds() {
             Seed::new(server).op(&[0, 1, 2]).run(10).end(),
         ),
     ];
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/e2e");
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/e2e");
     std::fs::create_dir_all(&dir).unwrap();
     for (name, data) in seeds {
         e2e::check(&data);

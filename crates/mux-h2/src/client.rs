@@ -328,17 +328,11 @@ impl Connector {
                     req.extensions_mut()
                         .insert(hyper::ext::Protocol::from(protocol.as_str()));
                 }
-                let mut response = sender
+                let response = sender
                     .send_request(req)
                     .await
                     .map_err(ConnectError::Request)?;
-                check_status(&response, StatusCode::OK)?;
-                let upgraded = hyper::upgrade::on(&mut response)
-                    .await
-                    .map_err(ConnectError::Upgrade)?;
-                let (reader, writer) =
-                    upgraded_tunnel(TunnelKind::H2Connect, UpgradeSource::Ready(upgraded));
-                Ok((RwConn::new(reader, writer), response.into_parts().0))
+                into_upgraded(response, StatusCode::OK, TunnelKind::H2Connect).await
             }
         }
     }
@@ -374,18 +368,32 @@ impl Connector {
         headers.entry(header::HOST).or_insert(host);
         headers.insert(header::UPGRADE, HeaderValue::from_static(UPGRADE_PROTOCOL));
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        let mut response = sender
+        let response = sender
             .send_request(req)
             .await
             .map_err(ConnectError::Request)?;
-        check_status(&response, StatusCode::SWITCHING_PROTOCOLS)?;
-        let upgraded = hyper::upgrade::on(&mut response)
-            .await
-            .map_err(ConnectError::Upgrade)?;
-        let (reader, writer) =
-            upgraded_tunnel(TunnelKind::Http1Upgrade, UpgradeSource::Ready(upgraded));
-        Ok((RwConn::new(reader, writer), response.into_parts().0))
+        into_upgraded(
+            response,
+            StatusCode::SWITCHING_PROTOCOLS,
+            TunnelKind::Http1Upgrade,
+        )
+        .await
     }
+}
+
+/// Checks that `response` accepted the tunnel and turns the upgraded
+/// connection into an [`H2Conn`].
+async fn into_upgraded<B>(
+    mut response: http::Response<B>,
+    expected: StatusCode,
+    kind: TunnelKind,
+) -> Result<(H2Conn, http::response::Parts), ConnectError> {
+    check_status(&response, expected)?;
+    let upgraded = hyper::upgrade::on(&mut response)
+        .await
+        .map_err(ConnectError::Upgrade)?;
+    let (reader, writer) = upgraded_tunnel(kind, UpgradeSource::Ready(upgraded));
+    Ok((RwConn::new(reader, writer), response.into_parts().0))
 }
 
 fn check_status<B>(response: &http::Response<B>, expected: StatusCode) -> Result<(), ConnectError> {

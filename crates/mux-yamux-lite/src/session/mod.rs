@@ -705,10 +705,17 @@ impl Session {
     // ----- internals shared by inbound/outbound ------------------------------
 
     fn stream_mut(&mut self, id: u32) -> Result<&mut Stream, StreamError> {
-        let err = self.closed_reason().cloned().unwrap_or(ConnError::Closed);
-        self.streams
-            .get_mut(&id)
-            .ok_or(StreamError::ConnectionClosed(err))
+        // The error is built only on the miss: this runs on every read and write.
+        let Self {
+            streams, lifecycle, ..
+        } = self;
+        streams.get_mut(&id).ok_or_else(|| {
+            let err = match lifecycle {
+                Lifecycle::Closed(e) => e.clone(),
+                _ => ConnError::Closed,
+            };
+            StreamError::ConnectionClosed(err)
+        })
     }
 
     fn enqueue_ctrl(&mut self, id: u32) {

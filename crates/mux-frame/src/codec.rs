@@ -54,6 +54,17 @@ impl FrameCodec {
         }
     }
 
+    /// Splits one whole frame off the front of `src`, like
+    /// [`Decoder::decode`], but never reserves capacity in `src`: for
+    /// readers that manage the buffer's memory themselves, such as one that
+    /// recycles fixed-size blocks. `Ok(None)` means more bytes are needed.
+    pub fn split_frame(&self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        match self.step(src)? {
+            Progress::Frame(frame) => Ok(Some(frame)),
+            Progress::NeedHeader | Progress::NeedValue { .. } => Ok(None),
+        }
+    }
+
     fn step(&self, src: &mut BytesMut) -> Result<Progress, FrameError> {
         let Some(header) = Header::parse(src) else {
             return Ok(Progress::NeedHeader);

@@ -58,3 +58,24 @@ async fn framed_read_values_share_one_read_allocation() {
         assert_eq!(pair[1].value.as_ptr().addr(), end_of_first + HEADER_LEN);
     }
 }
+
+#[test]
+fn split_frame_takes_whole_frames_and_never_reserves() {
+    let codec = FrameCodec::new();
+    let mut wire = BytesMut::new();
+    FrameCodec::new()
+        .encode(Frame::new(7, vec![1u8; 100]), &mut wire)
+        .unwrap();
+    let mut buf = BytesMut::with_capacity(60);
+    buf.extend_from_slice(&wire[..60]);
+    assert_eq!(codec.split_frame(&mut buf).unwrap(), None);
+    assert_eq!(buf.capacity(), 60, "a partial frame reserved memory");
+    assert_eq!(buf.len(), 60);
+    buf.extend_from_slice(&wire[60..]);
+    let frame = codec.split_frame(&mut buf).unwrap().unwrap();
+    assert_eq!(frame, Frame::new(7, vec![1u8; 100]));
+    assert!(buf.is_empty());
+    // Oversized headers are refused just as `decode` refuses them.
+    let mut huge = BytesMut::from(&[1u8, 0xff, 0xff, 0xff, 0xff][..]);
+    assert!(codec.split_frame(&mut huge).is_err());
+}

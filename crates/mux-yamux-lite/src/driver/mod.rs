@@ -6,7 +6,6 @@
 //! tasks the session's events concern, and writes. It never holds the lock
 //! while doing I/O.
 
-use bytes::BytesMut;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -14,7 +13,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
-use tokio_util::codec::Decoder;
 
 use mux_core::ConnError;
 use mux_frame::{FrameCodec, FrameError};
@@ -22,16 +20,16 @@ use mux_frame::{FrameCodec, FrameError};
 use crate::session::ProtocolError;
 use crate::shared::{lock, now, SharedRef};
 use crate::wire::lite;
+use read_buffer::ReadBuffer;
 use write_queue::WriteQueue;
 
+mod read_buffer;
 mod write_queue;
 
 /// Stop pulling frames once this much waits to be written.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
 /// Stop reading while this much undecoded input is buffered.
 const READ_HIGH_WATER: usize = 256 * 1024;
-/// Read in chunks of at least this size.
-const READ_CHUNK: usize = 256 * 1024;
 /// Turns of the loop before yielding to the scheduler, for fairness.
 const TURNS_PER_POLL: usize = 32;
 
@@ -56,7 +54,7 @@ pub(crate) struct Driver<T> {
     io: Pin<Box<T>>,
     shared: SharedRef,
     codec: FrameCodec,
-    read_buf: BytesMut,
+    read: ReadBuffer,
     out: WriteQueue,
     timer: Pin<Box<Sleep>>,
     read_closed: bool,
@@ -71,12 +69,15 @@ pub(crate) struct Driver<T> {
 impl<T: AsyncRead + AsyncWrite> Driver<T> {
     pub(crate) fn new(io: T, shared: SharedRef) -> Self {
         let max = lock(&shared).session.max_frame_value();
+        let max_frame = usize::try_from(max)
+            .unwrap_or(usize::MAX)
+            .saturating_add(mux_frame::HEADER_LEN);
         let vectored = io.is_write_vectored();
         Self {
             io: Box::pin(io),
             shared,
             codec: FrameCodec::with_max_value_len(max),
-            read_buf: BytesMut::new(),
+            read: ReadBuffer::new(max_frame),
             out: WriteQueue::new(vectored),
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             read_closed: false,
@@ -95,13 +96,11 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             if self.read_closed {
                 return true;
             }
-            if !wants_read || self.read_buf.len() >= READ_HIGH_WATER {
+            if !wants_read || self.read.bytes().len() >= READ_HIGH_WATER {
                 return false;
             }
-            if self.read_buf.capacity().saturating_sub(self.read_buf.len()) < READ_CHUNK / 4 {
-                self.read_buf.reserve(READ_CHUNK);
-            }
-            match tokio_util::io::poll_read_buf(self.io.as_mut(), cx, &mut self.read_buf) {
+            self.read.make_room();
+            match tokio_util::io::poll_read_buf(self.io.as_mut(), cx, self.read.bytes()) {
                 Poll::Pending => return true,
                 Poll::Ready(Ok(0)) => self.read_closed = true,
                 Poll::Ready(Ok(_)) => {}
@@ -121,25 +120,26 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         let shared = &mut *guard;
         let session = &mut shared.session;
         let mut decode_held = false;
+        let read_buf = self.read.bytes();
         loop {
             if !session.wants_read() {
                 // Frames may still wait in the buffer (a pong is owed, or
                 // replies pile up): decode them once the session can take
                 // them, without waiting for the transport.
-                decode_held = !self.read_buf.is_empty();
+                decode_held = !read_buf.is_empty();
                 break;
             }
-            match self.codec.decode(&mut self.read_buf) {
+            match self.codec.split_frame(read_buf) {
                 Ok(Some(tlv)) => match lite::decode(tlv) {
                     Ok(frame) => session.handle_frame(frame, now),
                     Err(e) => session.fail(e.into()),
                 },
                 Ok(None) => {
                     if self.read_closed && session.closed_reason().is_none() {
-                        if self.read_buf.is_empty() {
+                        if read_buf.is_empty() {
                             session.transport_closed(None);
                         } else {
-                            let expected = mux_frame::Header::parse(&self.read_buf).map_or(
+                            let expected = mux_frame::Header::parse(read_buf).map_or(
                                 mux_frame::HEADER_LEN,
                                 |h| {
                                     usize::try_from(h.len)
@@ -148,7 +148,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                                 },
                             );
                             session.fail(ProtocolError::Truncated {
-                                buffered: self.read_buf.len(),
+                                buffered: read_buf.len(),
                                 expected,
                             });
                         }
@@ -309,6 +309,11 @@ impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
             let now = now();
             let turn = this.process(now);
             this.wake_collected();
+            if read_armed && this.read.bytes().is_empty() {
+                // Caught up with the transport: a good moment to let go
+                // of spare blocks (an idle connection keeps at most two).
+                this.read.trim();
+            }
             let wrote = match this.poll_write_transport(cx) {
                 Ok(wrote) => wrote,
                 Err(e) => {

@@ -1,0 +1,189 @@
+//! The driver's read buffer: fixed-size blocks that are reused once every
+//! slice of them has been read.
+//!
+//! A received DATA payload of 16 KiB or more is handed to its stream as a
+//! slice of the block it was read into, so a block stays allocated until
+//! every stream has read its part. Allocating a new block whenever the
+//! current one fills means asking the allocator for 256 KiB at a time,
+//! which it serves from freshly mapped pages and unmaps again on free: the
+//! page faults cost more than the copies (at 100 concurrent streams over an
+//! in-memory pipe, a third of the CPU time; see `docs/BENCHMARKS.md`).
+//! So a full block is retired, not dropped: the buffer keeps a handle to
+//! it, and once its last slice is gone, it becomes the next block.
+//!
+//! Limits: at most [`MAX_RETIRED`] handles are kept (older ones are let
+//! go; their memory is then freed by whoever drops the last slice), and
+//! once the session buffers no received data, at most one unused block is
+//! kept besides the current one.
+
+use bytes::BytesMut;
+use std::collections::VecDeque;
+
+/// The usual block size; also the most one read asks the transport for.
+const BLOCK: usize = 256 * 1024;
+/// A read is not started with less room than this; the block is swapped.
+const MIN_ROOM: usize = 64 * 1024;
+/// Retired blocks tracked, waiting for their slices to be read.
+pub(crate) const MAX_RETIRED: usize = 16;
+
+#[derive(Debug)]
+pub(crate) struct ReadBuffer {
+    buf: BytesMut,
+    /// `buf` is still the empty initial value, not a block.
+    unallocated: bool,
+    retired: VecDeque<BytesMut>,
+    block: usize,
+}
+
+impl ReadBuffer {
+    /// A buffer for frames of at most `max_frame` bytes, header included.
+    /// A block always holds a whole frame plus [`MIN_ROOM`], so a frame
+    /// moved to a fresh block never needs another move.
+    pub(crate) fn new(max_frame: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            unallocated: true,
+            retired: VecDeque::new(),
+            block: BLOCK.max(max_frame.saturating_add(MIN_ROOM)),
+        }
+    }
+
+    /// The buffered bytes, for decoding.
+    pub(crate) fn bytes(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Makes room for the next read: swaps in a reused or new block when
+    /// the current one has less than [`MIN_ROOM`] left, carrying over the
+    /// bytes of a partly received frame.
+    pub(crate) fn make_room(&mut self) {
+        if self.buf.capacity().saturating_sub(self.buf.len()) >= MIN_ROOM {
+            return;
+        }
+        if std::mem::take(&mut self.unallocated) {
+            self.buf = BytesMut::with_capacity(self.block);
+            return;
+        }
+        // The current block itself, if nothing else refers to it any more
+        // (the partial frame is moved to its front).
+        if self
+            .buf
+            .try_reclaim(self.block.saturating_sub(self.buf.len()))
+        {
+            return;
+        }
+        let mut next = self
+            .reusable_block()
+            .unwrap_or_else(|| BytesMut::with_capacity(self.block));
+        next.extend_from_slice(&self.buf);
+        let mut old = std::mem::replace(&mut self.buf, next);
+        old.clear();
+        if self.retired.len() >= MAX_RETIRED {
+            self.retired.pop_front();
+        }
+        self.retired.push_back(old);
+    }
+
+    /// Takes the oldest retired block whose slices were all dropped.
+    fn reusable_block(&mut self) -> Option<BytesMut> {
+        let block = self.block;
+        let at = self.retired.iter_mut().position(|b| b.try_reclaim(block))?;
+        self.retired.remove(at)
+    }
+
+    /// Lets go of unused blocks but one. Called when the session buffers no
+    /// received data, so that an idle connection holds at most two blocks.
+    pub(crate) fn trim(&mut self) {
+        let block = self.block;
+        let mut kept_free = false;
+        self.retired.retain_mut(|b| {
+            if !b.try_reclaim(block) {
+                // Still referenced: its memory is held anyway.
+                return true;
+            }
+            !std::mem::replace(&mut kept_free, true)
+        });
+    }
+
+    /// Retired blocks tracked (for tests).
+    #[cfg(test)]
+    fn retired(&self) -> usize {
+        self.retired.len()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn fill(rb: &mut ReadBuffer, n: usize) {
+        rb.make_room();
+        let room = rb.buf.capacity() - rb.buf.len();
+        rb.buf.extend_from_slice(&vec![7u8; n.min(room)]);
+    }
+
+    #[test]
+    fn a_block_nothing_refers_to_is_reused_in_place() {
+        let mut rb = ReadBuffer::new(64 * 1024 + 5);
+        fill(&mut rb, BLOCK);
+        let first = rb.buf.as_ptr();
+        drop(rb.buf.split_to(BLOCK - 3));
+        fill(&mut rb, 0);
+        assert_eq!(rb.buf.as_ptr(), first);
+        assert_eq!(rb.buf.len(), 3);
+        assert_eq!(rb.retired(), 0);
+    }
+
+    #[test]
+    fn a_retired_block_comes_back_once_its_slices_are_dropped() {
+        let mut rb = ReadBuffer::new(64 * 1024 + 5);
+        fill(&mut rb, BLOCK);
+        let first = rb.buf.as_ptr();
+        // Frames no stream has read yet pin the block; 10 bytes of the
+        // next frame remain.
+        let unread = rb.buf.split_to(BLOCK - 10).freeze();
+        fill(&mut rb, 0);
+        assert_ne!(rb.buf.as_ptr(), first, "a pinned block is not reused");
+        assert_eq!(&rb.buf[..], &[7u8; 10]);
+        assert_eq!(rb.retired(), 1);
+        // The second block fills up too, pinned by its first 5 bytes.
+        let pin = rb.buf.split_to(5).freeze();
+        fill(&mut rb, BLOCK);
+        drop(rb.buf.split_to(rb.buf.len() - 3));
+        drop(unread);
+        fill(&mut rb, 0);
+        assert_eq!(rb.buf.as_ptr(), first, "the first block came back");
+        assert_eq!(rb.buf.len(), 3);
+        assert_eq!(rb.retired(), 1);
+        drop(pin);
+    }
+
+    #[test]
+    fn retired_handles_and_free_blocks_are_bounded() {
+        let mut rb = ReadBuffer::new(1024);
+        let mut pins = Vec::new();
+        for _ in 0..MAX_RETIRED + 5 {
+            fill(&mut rb, BLOCK);
+            pins.push(rb.buf.split().freeze());
+        }
+        fill(&mut rb, 0);
+        assert_eq!(rb.retired(), MAX_RETIRED);
+        pins.clear();
+        rb.trim();
+        assert_eq!(rb.retired(), 1);
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_usual_block_fits_after_one_move() {
+        let max = 1024 * 1024 + 5;
+        let mut rb = ReadBuffer::new(max);
+        let block = rb.block;
+        fill(&mut rb, block - 10);
+        // Earlier frames are still being read; a new frame has begun.
+        let _pin = rb.buf.split_to(block - 20).freeze();
+        fill(&mut rb, max - 10);
+        assert_eq!(rb.retired(), 1);
+        assert_eq!(rb.buf.len(), max);
+    }
+}

@@ -172,7 +172,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             let Some(frame) = session.poll_frame(now) else {
                 break;
             };
-            self.out.push(&frame);
+            self.out.push(frame);
         }
         shared.collect_wakers(&mut self.wakers);
         let session = &shared.session;

@@ -7,6 +7,11 @@
 //! DATA payload is kept as sliced from the read buffer, while tiny payloads
 //! are copied, so a flood of 1-byte frames costs bytes, not a queue entry
 //! each, and cannot pin read buffers.
+//!
+//! An emptied queue gives its storage to the session's [`Spares`] rather
+//! than to the allocator: an idle stream holds no storage, yet a stream
+//! carrying small messages reuses the same few buffers instead of
+//! allocating per message.
 
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -14,6 +19,11 @@ use std::collections::VecDeque;
 /// A queue emptied by taking at least this many bytes at once keeps its
 /// storage for the next chunk.
 const KEEP_STORAGE_FROM: usize = 16 * 1024;
+/// Storage kept in [`Spares`] per session.
+const MAX_SPARES: usize = 16;
+/// Storage whose tail grew past this many bytes goes back to the allocator,
+/// so spares cost a session at most `MAX_SPARES` times this.
+const MAX_SPARE_TAIL: usize = 4 * 1024;
 
 /// The queue. An idle stream has two of these, so the storage is boxed and
 /// allocated on first use: an unused queue is one pointer.
@@ -27,6 +37,30 @@ struct Inner {
     /// The newest bytes, still growing.
     tail: BytesMut,
     len: usize,
+    /// The largest the tail's storage was seen to be.
+    tail_size: usize,
+}
+
+/// Emptied queue storage, kept by the session for its streams' next use.
+// Boxed because queues hold their storage boxed: unboxing it here and
+// boxing it again on reuse would allocate, which is what this avoids.
+#[allow(clippy::vec_box)]
+#[derive(Debug, Default)]
+pub(crate) struct Spares(Vec<Box<Inner>>);
+
+impl Spares {
+    fn take(&mut self) -> Box<Inner> {
+        self.0.pop().unwrap_or_default()
+    }
+
+    fn give(&mut self, inner: Box<Inner>) {
+        // The tail may still be shared with the bytes just taken; the next
+        // extend reclaims it in place once they are dropped.
+        if self.0.len() < MAX_SPARES && inner.tail_size <= MAX_SPARE_TAIL && inner.chunks.is_empty()
+        {
+            self.0.push(inner);
+        }
+    }
 }
 
 impl Chunks {
@@ -38,26 +72,29 @@ impl Chunks {
         self.len() == 0
     }
 
-    fn inner(&mut self) -> &mut Inner {
-        self.0.get_or_insert_with(Box::default)
+    fn inner(&mut self, spares: &mut Spares) -> &mut Inner {
+        self.0.get_or_insert_with(|| spares.take())
     }
 
     /// Copies `data` onto the end.
-    pub(crate) fn extend_from_slice(&mut self, data: &[u8]) {
+    pub(crate) fn extend_from_slice(&mut self, data: &[u8], spares: &mut Spares) {
         if data.is_empty() {
             return;
         }
-        let q = self.inner();
+        let q = self.inner(spares);
         q.tail.extend_from_slice(data);
         q.len = q.len.saturating_add(data.len());
+        q.tail_size = q
+            .tail_size
+            .max(q.tail.len().saturating_add(q.tail.capacity()));
     }
 
     /// Appends `chunk` without copying it.
-    pub(crate) fn push(&mut self, chunk: Bytes) {
+    pub(crate) fn push(&mut self, chunk: Bytes, spares: &mut Spares) {
         if chunk.is_empty() {
             return;
         }
-        let q = self.inner();
+        let q = self.inner(spares);
         if !q.tail.is_empty() {
             q.chunks.push_back(q.tail.split().freeze());
         }
@@ -67,7 +104,7 @@ impl Chunks {
 
     /// Takes up to `max` bytes from the front, without copying; the result
     /// may be shorter than `max` where a chunk ends.
-    pub(crate) fn take(&mut self, max: usize) -> Bytes {
+    pub(crate) fn take(&mut self, max: usize, spares: &mut Spares) -> Bytes {
         let Some(q) = self.0.as_mut() else {
             return Bytes::new();
         };
@@ -84,7 +121,9 @@ impl Chunks {
         // empties the queue after every large chunk, should not allocate it
         // again for every frame.
         if q.len == 0 && taken.len() < KEEP_STORAGE_FROM {
-            self.0 = None;
+            if let Some(inner) = self.0.take() {
+                spares.give(inner);
+            }
         }
         taken
     }
@@ -101,15 +140,16 @@ mod tests {
 
     #[test]
     fn bytes_leave_in_the_order_they_came_whatever_the_chunking() {
+        let mut spares = Spares::default();
         let mut buf = Chunks::default();
-        buf.extend_from_slice(b"ab");
-        buf.push(Bytes::from_static(b"cdef"));
-        buf.extend_from_slice(b"g");
-        buf.push(Bytes::new());
+        buf.extend_from_slice(b"ab", &mut spares);
+        buf.push(Bytes::from_static(b"cdef"), &mut spares);
+        buf.extend_from_slice(b"g", &mut spares);
+        buf.push(Bytes::new(), &mut spares);
         assert_eq!(buf.len(), 7);
         let mut out = Vec::new();
         while !buf.is_empty() {
-            out.extend_from_slice(&buf.take(3));
+            out.extend_from_slice(&buf.take(3, &mut spares));
         }
         assert_eq!(out, b"abcdefg");
         assert_eq!(buf.len(), 0);
@@ -119,11 +159,34 @@ mod tests {
     fn a_large_chunk_is_sliced_not_copied() {
         let chunk = Bytes::from(vec![1u8; 100]);
         let ptr = chunk.as_ptr();
+        let mut spares = Spares::default();
         let mut buf = Chunks::default();
-        buf.push(chunk);
-        let first = buf.take(60);
+        buf.push(chunk, &mut spares);
+        let first = buf.take(60, &mut spares);
         assert_eq!(first.as_ptr(), ptr);
-        assert_eq!(buf.take(60).len(), 40);
+        assert_eq!(buf.take(60, &mut spares).len(), 40);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn small_messages_reuse_spare_storage_and_idle_queues_hold_none() {
+        let mut spares = Spares::default();
+        let mut a = Chunks::default();
+        a.extend_from_slice(b"hello", &mut spares);
+        let tail = a.0.as_ref().map(|q| q.tail.as_ptr());
+        drop(a.take(100, &mut spares));
+        assert!(a.0.is_none(), "an idle queue holds storage");
+        assert_eq!(spares.0.len(), 1);
+        // Another stream's next message lands in the same buffer.
+        let mut b = Chunks::default();
+        b.extend_from_slice(b"world", &mut spares);
+        assert_eq!(b.0.as_ref().map(|q| q.tail.as_ptr()), tail);
+        assert!(spares.0.is_empty());
+        // Storage that grew large is not kept.
+        b.extend_from_slice(&[0u8; 2 * MAX_SPARE_TAIL], &mut spares);
+        while !b.is_empty() {
+            drop(b.take(1000, &mut spares));
+        }
+        assert!(spares.0.is_empty());
     }
 }

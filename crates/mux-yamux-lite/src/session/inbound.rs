@@ -263,9 +263,9 @@ impl Session {
             } else {
                 s.recv_buffered = s.recv_buffered.saturating_add(len32);
                 if len < COPY_PAYLOADS_BELOW {
-                    s.recv_buf.extend_from_slice(&payload);
+                    s.recv_buf.extend_from_slice(&payload, &mut self.spares);
                 } else {
-                    s.recv_buf.push(payload);
+                    s.recv_buf.push(payload, &mut self.spares);
                 }
                 self.events.push_back(Event::Readable(id));
             }

@@ -27,6 +27,7 @@ use mux_core::{ConnError, StreamError};
 use crate::config::Config;
 use crate::frame::{go_away, reset_code, Frame, Hello};
 use crate::StreamMap;
+use chunks::Spares;
 pub use error::ProtocolError;
 use stream::{RecvState, ResetInfo, SendState, Stream};
 
@@ -142,6 +143,8 @@ pub struct Session {
     pending_opens: usize,
     recv_budget_used: u64,
 
+    /// Storage emptied stream queues left for the next to use.
+    spares: Spares,
     control: VecDeque<Frame>,
     ctrl_queue: VecDeque<u32>,
     data_queue: VecDeque<u32>,
@@ -182,6 +185,7 @@ impl Session {
             live_outbound: 0,
             pending_opens: 0,
             recv_budget_used: 0,
+            spares: Spares::default(),
             control: VecDeque::new(),
             ctrl_queue: VecDeque::new(),
             data_queue: VecDeque::new(),
@@ -403,7 +407,7 @@ impl Session {
     /// may be shorter than `max` where a received frame ends.
     pub fn read_chunk(&mut self, id: u32, max: usize) -> Result<ReadChunk, StreamError> {
         let closed = self.closed_error();
-        let s = self.stream_mut(id)?;
+        let s = stream_in(&mut self.streams, &self.lifecycle, id)?;
         if let Some(r) = s.reset {
             return Err(r.into());
         }
@@ -420,7 +424,7 @@ impl Session {
                 _ => Ok(ReadChunk::Blocked),
             };
         }
-        let chunk = s.recv_buf.take(max);
+        let chunk = s.recv_buf.take(max, &mut self.spares);
         let n32 = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
         s.recv_buffered = s.recv_buffered.saturating_sub(n32);
         s.recv_consumed = s.recv_consumed.saturating_add(n32);
@@ -455,7 +459,7 @@ impl Session {
         }
         if let Some(s) = self.streams.get_mut(&id) {
             s.send_buf
-                .extend_from_slice(data.get(..n).unwrap_or_default());
+                .extend_from_slice(data.get(..n).unwrap_or_default(), &mut self.spares);
         }
         self.enqueue_data(id);
         Ok(Some(n))
@@ -471,7 +475,7 @@ impl Session {
         }
         chunk.truncate(n);
         if let Some(s) = self.streams.get_mut(&id) {
-            s.send_buf.push(chunk);
+            s.send_buf.push(chunk, &mut self.spares);
         }
         self.enqueue_data(id);
         Ok(Some(n))
@@ -705,17 +709,7 @@ impl Session {
     // ----- internals shared by inbound/outbound ------------------------------
 
     fn stream_mut(&mut self, id: u32) -> Result<&mut Stream, StreamError> {
-        // The error is built only on the miss: this runs on every read and write.
-        let Self {
-            streams, lifecycle, ..
-        } = self;
-        streams.get_mut(&id).ok_or_else(|| {
-            let err = match lifecycle {
-                Lifecycle::Closed(e) => e.clone(),
-                _ => ConnError::Closed,
-            };
-            StreamError::ConnectionClosed(err)
-        })
+        stream_in(&mut self.streams, &self.lifecycle, id)
     }
 
     fn enqueue_ctrl(&mut self, id: u32) {
@@ -873,6 +867,23 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// Stream `id` of `streams`, or the error a handle of a stream that is gone
+/// gets. The error is built only on a miss: this runs on every read and
+/// write.
+fn stream_in<'a>(
+    streams: &'a mut StreamMap<Stream>,
+    lifecycle: &Lifecycle,
+    id: u32,
+) -> Result<&'a mut Stream, StreamError> {
+    streams.get_mut(&id).ok_or_else(|| {
+        let err = match lifecycle {
+            Lifecycle::Closed(e) => e.clone(),
+            _ => ConnError::Closed,
+        };
+        StreamError::ConnectionClosed(err)
+    })
 }
 
 #[cfg(test)]

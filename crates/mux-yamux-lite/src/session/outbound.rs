@@ -113,7 +113,7 @@ impl Session {
             .len()
             .min(usize::try_from(s.send_window).unwrap_or(usize::MAX))
             .min(usize::try_from(max_payload).unwrap_or(usize::MAX));
-        let payload = s.send_buf.take(n);
+        let payload = s.send_buf.take(n, &mut self.spares);
         let n = payload.len();
         let n32 = u32::try_from(n).unwrap_or(u32::MAX);
         s.send_window = s.send_window.saturating_sub(n32);

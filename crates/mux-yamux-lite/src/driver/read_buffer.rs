@@ -24,7 +24,7 @@ const BLOCK: usize = 256 * 1024;
 /// A read is not started with less room than this; the block is swapped.
 const MIN_ROOM: usize = 64 * 1024;
 /// Retired blocks tracked, waiting for their slices to be read.
-pub(crate) const MAX_RETIRED: usize = 16;
+pub(crate) const MAX_RETIRED: usize = 64;
 
 #[derive(Debug)]
 pub(crate) struct ReadBuffer {

@@ -38,6 +38,12 @@ pub struct Config {
     /// Bytes a stream's writer may queue beyond what has been framed; a
     /// writer blocks past it. Default 256 KiB.
     pub send_buffer: usize,
+    /// What the send buffers of all streams together aim to stay under:
+    /// while many streams have data to send, each may queue only its share
+    /// of this (but at least 16 KiB, and at most `send_buffer`), so that
+    /// bytes leave while they are still in the CPU's cache and the memory
+    /// in flight does not grow with the number of writers. Default 1 MiB.
+    pub connection_send_buffer: usize,
     /// Streams reset because the peer broke stream rules, over the
     /// connection's lifetime, before it is closed with GO_AWAY. Default 1024.
     pub max_peer_error_resets: u32,
@@ -72,6 +78,7 @@ impl Default for Config {
             accept_backlog: 256,
             max_pending_opens: 256,
             send_buffer: 256 * 1024,
+            connection_send_buffer: 1024 * 1024,
             max_peer_error_resets: 1024,
             max_empty_frames: 1000,
             max_reset_before_accept: 10_000,

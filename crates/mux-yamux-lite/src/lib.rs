@@ -51,6 +51,7 @@ pub mod config;
 mod connection;
 mod driver;
 pub mod frame;
+mod payload_pool;
 pub mod session;
 mod shared;
 mod stream;

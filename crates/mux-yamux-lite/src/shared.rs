@@ -8,6 +8,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Waker};
 
+use crate::payload_pool::PayloadPool;
 use crate::session::{Event, Session};
 use crate::StreamMap;
 
@@ -43,6 +44,8 @@ impl WakerList {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) session: Session,
+    /// Buffers for large writes, given back by the driver once written.
+    pub(crate) payloads: PayloadPool,
     read_wakers: StreamMap<Waker>,
     write_wakers: StreamMap<Waker>,
     pub(crate) accept_wakers: WakerList,
@@ -60,6 +63,7 @@ impl Shared {
     pub(crate) fn new(session: Session) -> Self {
         Self {
             session,
+            payloads: PayloadPool::default(),
             read_wakers: StreamMap::default(),
             write_wakers: StreamMap::default(),
             accept_wakers: WakerList::default(),

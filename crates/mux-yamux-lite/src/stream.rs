@@ -8,8 +8,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use mux_core::{DeadlineTimer, Deadlines, Direction, MuxedStream, StreamError, StreamId};
 
-use bytes::Bytes;
-
 use crate::session::ReadChunk;
 use crate::shared::{lock, now, SharedRef};
 
@@ -146,10 +144,12 @@ impl Stream {
             if room == 0 {
                 Ok(None)
             } else {
+                let data = data.get(..room).unwrap_or(data);
+                let mut chunk = guard.payloads.take(data.len());
                 drop(guard);
-                let chunk = Bytes::copy_from_slice(data.get(..room).unwrap_or(data));
+                chunk.extend_from_slice(data);
                 guard = lock(&self.shared);
-                guard.session.write_chunk(self.id, chunk)
+                guard.session.write_chunk(self.id, chunk.freeze())
             }
         };
         match written {

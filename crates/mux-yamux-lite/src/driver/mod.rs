@@ -20,7 +20,7 @@ use mux_frame::{FrameCodec, FrameError};
 use crate::session::ProtocolError;
 use crate::shared::{lock, now, SharedRef};
 use crate::wire::lite;
-use read_buffer::ReadBuffer;
+use read_buffer::{ReadBuffer, Trim};
 use write_queue::WriteQueue;
 
 mod read_buffer;
@@ -63,6 +63,8 @@ pub(crate) struct Driver<T> {
     flush_deadline: Option<Instant>,
     /// The timer was polled at its current deadline and registered.
     timer_armed: bool,
+    /// When the read buffer may let go of the blocks it keeps for now.
+    trim_at: Option<Instant>,
     wakers: Vec<Waker>,
 }
 
@@ -83,6 +85,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             read_closed: false,
             flush_deadline: None,
             timer_armed: false,
+            trim_at: None,
             wakers: Vec::new(),
         }
     }
@@ -103,7 +106,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             match tokio_util::io::poll_read_buf(self.io.as_mut(), cx, self.read.bytes()) {
                 Poll::Pending => return true,
                 Poll::Ready(Ok(0)) => self.read_closed = true,
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Ok(_)) => self.read.note_read(),
                 Poll::Ready(Err(e)) => {
                     self.read_closed = true;
                     lock(&self.shared).session.transport_closed(Some(e));
@@ -175,6 +178,9 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             self.out.push(frame);
         }
         shared.collect_wakers(&mut self.wakers);
+        if !self.out.spent().is_empty() {
+            shared.payloads.give_back(self.out.spent());
+        }
         let session = &shared.session;
         let closed = session.closed_reason().is_some();
         if closed && self.flush_deadline.is_none() {
@@ -261,11 +267,11 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
     /// when its deadline moved (to register it) or has passed: a registered
     /// `Sleep` keeps the task's waker, so polling it every turn is waste.
     fn poll_timer(&mut self, cx: &mut Context<'_>, next: Option<Instant>, now: Instant) -> bool {
-        let next = match (next, self.flush_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let Some(next) = next else {
+        let Some(next) = [next, self.flush_deadline, self.trim_at]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
             return false;
         };
         let at = tokio::time::Instant::from_std(next);
@@ -309,10 +315,19 @@ impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
             let now = now();
             let turn = this.process(now);
             this.wake_collected();
+            // Caught up with the transport: a good moment to let go of
+            // buffers, once the connection has gone quiet. A turn that did
+            // not catch up needs no trim timer: a later one will.
+            this.trim_at = None;
             if read_armed && this.read.bytes().is_empty() {
-                // Caught up with the transport: a good moment to let go
-                // of spare blocks (an idle connection keeps at most two).
-                this.read.trim();
+                match this.read.trim(now) {
+                    Trim::Nothing => {}
+                    Trim::Later(at) => this.trim_at = Some(at),
+                    Trim::Done => {
+                        this.out.spent().clear();
+                        lock(&this.shared).payloads.clear();
+                    }
+                }
             }
             let wrote = match this.poll_write_transport(cx) {
                 Ok(wrote) => wrote,

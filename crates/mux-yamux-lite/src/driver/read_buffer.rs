@@ -13,11 +13,15 @@
 //!
 //! Limits: at most [`MAX_RETIRED`] handles are kept (older ones are let
 //! go; their memory is then freed by whoever drops the last slice), and
-//! once the session buffers no received data, at most one unused block is
-//! kept besides the current one.
+//! once nothing has been read for [`IDLE_TRIM`], every block is let go, so
+//! an idle connection holds no read buffer at all. Trimming waits for that
+//! quiet spell because letting go of blocks while traffic flows means
+//! faulting in fresh ones a moment later: a single bulk stream keeps three
+//! or four blocks in rotation.
 
 use bytes::BytesMut;
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 /// The usual block size; also the most one read asks the transport for.
 const BLOCK: usize = 256 * 1024;
@@ -25,6 +29,19 @@ const BLOCK: usize = 256 * 1024;
 const MIN_ROOM: usize = 64 * 1024;
 /// Retired blocks tracked, waiting for their slices to be read.
 pub(crate) const MAX_RETIRED: usize = 64;
+/// How long nothing must have been read before the blocks are let go.
+pub(crate) const IDLE_TRIM: Duration = Duration::from_millis(500);
+
+/// What [`ReadBuffer::trim`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Trim {
+    /// The buffer holds no block.
+    Nothing,
+    /// Blocks are kept because data arrived recently; call again then.
+    Later(Instant),
+    /// The buffer had been quiet and let go of its blocks.
+    Done,
+}
 
 #[derive(Debug)]
 pub(crate) struct ReadBuffer {
@@ -33,6 +50,12 @@ pub(crate) struct ReadBuffer {
     unallocated: bool,
     retired: VecDeque<BytesMut>,
     block: usize,
+    /// Reads that returned data so far; a change since the last `trim`
+    /// means data arrived.
+    reads: u64,
+    seen_reads: u64,
+    /// When `trim` last saw data arrive (or first saw a block held).
+    busy_at: Option<Instant>,
 }
 
 impl ReadBuffer {
@@ -45,6 +68,9 @@ impl ReadBuffer {
             unallocated: true,
             retired: VecDeque::new(),
             block: BLOCK.max(max_frame.saturating_add(MIN_ROOM)),
+            reads: 0,
+            seen_reads: 0,
+            busy_at: None,
         }
     }
 
@@ -84,6 +110,11 @@ impl ReadBuffer {
         self.retired.push_back(old);
     }
 
+    /// Records that a read returned data.
+    pub(crate) fn note_read(&mut self) {
+        self.reads = self.reads.wrapping_add(1);
+    }
+
     /// Takes the oldest retired block whose slices were all dropped.
     fn reusable_block(&mut self) -> Option<BytesMut> {
         let block = self.block;
@@ -91,23 +122,36 @@ impl ReadBuffer {
         self.retired.remove(at)
     }
 
-    /// Lets go of unused blocks but one. Called when the session buffers no
-    /// received data, so that an idle connection holds at most two blocks.
-    pub(crate) fn trim(&mut self) {
-        // Runs on every turn that catches up: with one handle or none there
-        // is nothing to let go, so skip the scan (the usual case).
-        if self.retired.len() <= 1 {
-            return;
+    /// Lets go of every block once nothing has been read for
+    /// [`IDLE_TRIM`]. Called when the driver has caught up with the
+    /// transport and the buffer is empty; the driver arms a timer for
+    /// [`Trim::Later`], so an idle connection ends up holding no block.
+    /// Blocks that unread data still refers to are freed by whoever drops
+    /// the last slice.
+    pub(crate) fn trim(&mut self, now: Instant) -> Trim {
+        if self.reads != self.seen_reads {
+            self.seen_reads = self.reads;
+            self.busy_at = Some(now);
         }
-        let block = self.block;
-        let mut kept_free = false;
-        self.retired.retain_mut(|b| {
-            if !b.try_reclaim(block) {
-                // Still referenced: its memory is held anyway.
-                return true;
+        if self.unallocated && self.retired.is_empty() {
+            self.busy_at = None;
+            return Trim::Nothing;
+        }
+        let since = *self.busy_at.get_or_insert(now);
+        if let Some(due) = since.checked_add(IDLE_TRIM) {
+            if now < due {
+                return Trim::Later(due);
             }
-            !std::mem::replace(&mut kept_free, true)
-        });
+        }
+        if !self.buf.is_empty() {
+            // A partial frame: not idle after all (the caller checks).
+            return Trim::Later(now.checked_add(IDLE_TRIM).unwrap_or(now));
+        }
+        self.retired.clear();
+        self.buf = BytesMut::new();
+        self.unallocated = true;
+        self.busy_at = None;
+        Trim::Done
     }
 
     /// Retired blocks tracked (for tests).
@@ -175,8 +219,19 @@ mod tests {
         fill(&mut rb, 0);
         assert_eq!(rb.retired(), MAX_RETIRED);
         pins.clear();
-        rb.trim();
-        assert_eq!(rb.retired(), 1);
+        rb.buf.clear();
+        let t0 = Instant::now();
+        rb.note_read();
+        assert_eq!(
+            rb.trim(t0),
+            Trim::Later(t0 + IDLE_TRIM),
+            "read a moment ago"
+        );
+        assert_eq!(rb.retired(), MAX_RETIRED, "nothing let go while busy");
+        assert_eq!(rb.trim(t0 + IDLE_TRIM), Trim::Done);
+        assert_eq!(rb.retired(), 0);
+        assert_eq!(rb.buf.capacity(), 0, "an idle buffer holds no block");
+        assert_eq!(rb.trim(t0 + IDLE_TRIM * 2), Trim::Nothing);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::AsyncWrite;
 
 use crate::frame::Frame;
+use crate::payload_pool::MAX_POOLED;
 use crate::wire::lite;
 
 /// Payloads shorter than this are copied: an iovec per tiny frame costs
@@ -50,6 +51,9 @@ pub(super) struct WriteQueue {
     /// Bytes queued in `scratch` and `pieces` together.
     len: usize,
     vectored: bool,
+    /// Payloads written (or copied into `scratch`), for the driver to give
+    /// back to the payload pool; at most [`MAX_POOLED`] are held.
+    spent: Vec<Bytes>,
 }
 
 impl WriteQueue {
@@ -60,6 +64,7 @@ impl WriteQueue {
             pieces: VecDeque::new(),
             len: 0,
             vectored,
+            spent: Vec::new(),
         }
     }
 
@@ -85,11 +90,27 @@ impl WriteQueue {
             }
             (Frame::Data { payload, .. }, Some(n)) => {
                 self.scratch.extend_from_slice(&payload);
+                if n >= COPY_BELOW {
+                    self.spend(payload);
+                }
                 n
             }
             _ => 0,
         };
         self.len = self.len.saturating_add(head).saturating_add(body);
+    }
+
+    /// Keeps a large payload that has left the queue for the pool (a
+    /// written one is empty by now; its buffer is what counts).
+    fn spend(&mut self, payload: Bytes) {
+        if self.spent.len() < MAX_POOLED {
+            self.spent.push(payload);
+        }
+    }
+
+    /// The written payloads, to give back to the pool.
+    pub(super) fn spent(&mut self) -> &mut Vec<Bytes> {
+        &mut self.spent
     }
 
     /// Turns the unsealed end of `scratch` into a piece, keeping the order.
@@ -166,7 +187,9 @@ impl WriteQueue {
             if left > 0 {
                 break;
             }
-            self.pieces.pop_front();
+            if let Some(Piece::Payload(p)) = self.pieces.pop_front() {
+                self.spend(p);
+            }
         }
         if self.pieces.is_empty() && self.sealed_to == self.scratch.len() {
             self.scratch.clear();

@@ -36,6 +36,10 @@ use stream::{RecvState, ResetInfo, SendState, Stream};
 /// reading them therefore stalls itself instead of growing this queue.
 pub const CONTROL_QUEUE_LIMIT: usize = 64;
 
+/// The least a stream's send buffer may hold however many streams send at
+/// once (see `Config::connection_send_buffer`).
+pub const MIN_SEND_SHARE: usize = 16 * 1024;
+
 /// Which end of the transport this session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -436,7 +440,7 @@ impl Session {
     /// [`Event::Writable`]), or why it cannot write at all.
     pub fn write_room(&mut self, id: u32) -> Result<usize, StreamError> {
         let closed = self.closed_error();
-        let limit = self.config.send_buffer;
+        let limit = self.send_limit();
         let s = self.stream_mut(id)?;
         if let Some(r) = s.reset {
             return Err(r.into());
@@ -448,6 +452,20 @@ impl Session {
             return Err(e);
         }
         Ok(limit.saturating_sub(s.send_buf.len()))
+    }
+
+    /// The most a stream may hold in its send buffer now: its share of
+    /// `connection_send_buffer` among the streams waiting to send, within
+    /// [`MIN_SEND_SHARE`] and `send_buffer`. A stream never waits on
+    /// another's bytes: with an empty buffer it always has room.
+    fn send_limit(&self) -> usize {
+        let max = self.config.send_buffer;
+        let share = self
+            .config
+            .connection_send_buffer
+            .checked_div(self.data_queue.len())
+            .unwrap_or(max);
+        share.max(MIN_SEND_SHARE.min(max)).min(max)
     }
 
     /// Queues bytes on stream `id`. `Ok(None)` means the send buffer is full:

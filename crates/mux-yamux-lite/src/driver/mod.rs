@@ -267,7 +267,10 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
     /// when its deadline moved (to register it) or has passed: a registered
     /// `Sleep` keeps the task's waker, so polling it every turn is waste.
     fn poll_timer(&mut self, cx: &mut Context<'_>, next: Option<Instant>, now: Instant) -> bool {
-        let Some(next) = [next, self.flush_deadline, self.trim_at]
+        // A trim that came due on a turn that had not caught up waits for
+        // one that has; the timer must not fire for it again meanwhile.
+        let trim_at = self.trim_at.filter(|&at| at > now);
+        let Some(next) = [next, self.flush_deadline, trim_at]
             .into_iter()
             .flatten()
             .min()
@@ -275,10 +278,15 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             return false;
         };
         let at = tokio::time::Instant::from_std(next);
-        if self.timer.deadline() != at {
-            self.timer.as_mut().reset(at);
-        } else if next > now && self.timer_armed {
+        let armed_at = self.timer.deadline();
+        if self.timer_armed && armed_at <= at && armed_at.into_std() > now {
+            // Armed no later than needed. Deadlines that only move later
+            // (keepalive, after every frame received) then cost one early
+            // turn when the timer fires instead of a timer reset per turn.
             return false;
+        }
+        if armed_at != at {
+            self.timer.as_mut().reset(at);
         }
         let fired = self.timer.as_mut().poll(cx).is_ready();
         self.timer_armed = !fired;
@@ -316,10 +324,12 @@ impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
             let turn = this.process(now);
             this.wake_collected();
             // Caught up with the transport: a good moment to let go of
-            // buffers, once the connection has gone quiet. A turn that did
-            // not catch up needs no trim timer: a later one will.
-            this.trim_at = None;
-            if read_armed && this.read.bytes().is_empty() {
+            // buffers, once the connection has gone quiet (checked when
+            // the trim timer is due; a turn that did not catch up leaves it
+            // to the next one that does).
+            if read_armed && this.read.bytes().is_empty() && this.trim_at.is_none_or(|at| at <= now)
+            {
+                this.trim_at = None;
                 match this.read.trim(now) {
                     Trim::Nothing => {}
                     Trim::Later(at) => this.trim_at = Some(at),

@@ -50,12 +50,11 @@ pub(crate) struct ReadBuffer {
     unallocated: bool,
     retired: VecDeque<BytesMut>,
     block: usize,
-    /// Reads that returned data so far; a change since the last `trim`
-    /// means data arrived.
-    reads: u64,
-    seen_reads: u64,
-    /// When `trim` last saw data arrive (or first saw a block held).
-    busy_at: Option<Instant>,
+    /// A read returned data since the last `trim`.
+    read_since_trim: bool,
+    /// The last `trim` returned [`Trim::Later`]: the next one, an idle
+    /// spell later, decides.
+    trim_pending: bool,
 }
 
 impl ReadBuffer {
@@ -68,9 +67,8 @@ impl ReadBuffer {
             unallocated: true,
             retired: VecDeque::new(),
             block: BLOCK.max(max_frame.saturating_add(MIN_ROOM)),
-            reads: 0,
-            seen_reads: 0,
-            busy_at: None,
+            read_since_trim: false,
+            trim_pending: false,
         }
     }
 
@@ -112,7 +110,7 @@ impl ReadBuffer {
 
     /// Records that a read returned data.
     pub(crate) fn note_read(&mut self) {
-        self.reads = self.reads.wrapping_add(1);
+        self.read_since_trim = true;
     }
 
     /// Takes the oldest retired block whose slices were all dropped.
@@ -122,35 +120,27 @@ impl ReadBuffer {
         self.retired.remove(at)
     }
 
-    /// Lets go of every block once nothing has been read for
-    /// [`IDLE_TRIM`]. Called when the driver has caught up with the
-    /// transport and the buffer is empty; the driver arms a timer for
-    /// [`Trim::Later`], so an idle connection ends up holding no block.
-    /// Blocks that unread data still refers to are freed by whoever drops
-    /// the last slice.
+    /// Lets go of every block once nothing has been read for an idle
+    /// spell. The driver calls this when it has caught up with the
+    /// transport, the buffer is empty and the time it was told
+    /// ([`Trim::Later`]) has come, so a busy connection pays for one call
+    /// per [`IDLE_TRIM`], not per turn: blocks go once no read returned data
+    /// between two calls at least that far apart. Blocks that unread data
+    /// still refers to are freed by whoever drops the last slice.
     pub(crate) fn trim(&mut self, now: Instant) -> Trim {
-        if self.reads != self.seen_reads {
-            self.seen_reads = self.reads;
-            self.busy_at = Some(now);
-        }
         if self.unallocated && self.retired.is_empty() {
-            self.busy_at = None;
+            self.trim_pending = false;
             return Trim::Nothing;
         }
-        let since = *self.busy_at.get_or_insert(now);
-        if let Some(due) = since.checked_add(IDLE_TRIM) {
-            if now < due {
-                return Trim::Later(due);
-            }
-        }
-        if !self.buf.is_empty() {
-            // A partial frame: not idle after all (the caller checks).
+        let busy = std::mem::take(&mut self.read_since_trim);
+        let first = !std::mem::replace(&mut self.trim_pending, true);
+        if busy || first || !self.buf.is_empty() {
             return Trim::Later(now.checked_add(IDLE_TRIM).unwrap_or(now));
         }
+        self.trim_pending = false;
         self.retired.clear();
         self.buf = BytesMut::new();
         self.unallocated = true;
-        self.busy_at = None;
         Trim::Done
     }
 
@@ -227,11 +217,15 @@ mod tests {
             Trim::Later(t0 + IDLE_TRIM),
             "read a moment ago"
         );
+        rb.note_read();
+        let t1 = t0 + IDLE_TRIM;
+        assert_eq!(rb.trim(t1), Trim::Later(t1 + IDLE_TRIM), "read since");
         assert_eq!(rb.retired(), MAX_RETIRED, "nothing let go while busy");
-        assert_eq!(rb.trim(t0 + IDLE_TRIM), Trim::Done);
+        let t2 = t1 + IDLE_TRIM;
+        assert_eq!(rb.trim(t2), Trim::Done, "a whole spell without reads");
         assert_eq!(rb.retired(), 0);
         assert_eq!(rb.buf.capacity(), 0, "an idle buffer holds no block");
-        assert_eq!(rb.trim(t0 + IDLE_TRIM * 2), Trim::Nothing);
+        assert_eq!(rb.trim(t2 + IDLE_TRIM), Trim::Nothing);
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!
 //! Limits: at most [`MAX_RETIRED`] handles are kept (older ones are let
 //! go; their memory is then freed by whoever drops the last slice), and
-//! once nothing has been read for [`IDLE_TRIM`], every block is let go, so
+//! once nothing has been read for an idle spell ([`IDLE_TRIM`] to twice
+//! that: the check runs on a timer, once per spell), every block is let go, so
 //! an idle connection holds no read buffer at all. Trimming waits for that
 //! quiet spell because letting go of blocks while traffic flows means
 //! faulting in fresh ones a moment later: a single bulk stream keeps three

@@ -1,7 +1,8 @@
 //! The connection handle: cheap to clone, usable from any task.
 
+use parking_lot::Mutex;
 use std::future::poll_fn;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};

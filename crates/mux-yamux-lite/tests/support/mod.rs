@@ -1,6 +1,13 @@
 //! A raw-frame test peer: it writes and reads exact frames, so tests read
 //! like wire transcripts.
-#![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::unwrap_used)]
+// `print_stderr`: the watchdog's last word before it aborts the binary.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::print_stderr
+)]
 
 use bytes::BytesMut;
 use futures::StreamExt;
@@ -150,12 +157,31 @@ pub fn connect_with_capacity(role: Role, config: Config, capacity: usize) -> (Co
 /// time, so a deadlock fails at once instead of hanging the suite.
 pub const HOSTILE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Real time a hostile test may take before the process is aborted.
+pub const WALL_CLOCK_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Runs `f`, failing the test if it does not finish within [`HOSTILE_LIMIT`].
+///
+/// A task that never stops running (a busy loop) keeps a paused clock from
+/// advancing, so that bound would never fire; a watchdog thread on the real
+/// clock aborts the whole test binary after [`WALL_CLOCK_LIMIT`] instead of
+/// letting it hang.
 pub async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    match tokio::time::timeout(HOSTILE_LIMIT, f).await {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            finished.recv_timeout(WALL_CLOCK_LIMIT)
+        {
+            eprintln!("a test ran {WALL_CLOCK_LIMIT:?} of real time: busy loop? aborting");
+            std::process::abort();
+        }
+    });
+    let out = match tokio::time::timeout(HOSTILE_LIMIT, f).await {
         Ok(out) => out,
         Err(_) => panic!("the test hung ({HOSTILE_LIMIT:?} bound)"),
-    }
+    };
+    drop(done);
+    out
 }
 
 /// A SYN as `open` sends it: WINDOW_UPDATE with SYN and delta 0.

@@ -51,7 +51,9 @@ pub struct Config {
     /// the connection's lifetime, before GO_AWAY. Default 1000.
     pub max_empty_frames: u32,
     /// Streams the peer opened and reset before they were accepted, over the
-    /// connection's lifetime, before GO_AWAY (Rapid Reset). Default 10,000.
+    /// connection's lifetime, before GO_AWAY (Rapid Reset), as long as they
+    /// also outnumber the streams the application accepted: a client that
+    /// cancels some of its requests is not an attacker. Default 10,000.
     pub max_reset_before_accept: u32,
     /// Send a keepalive ping after this long without receiving anything;
     /// `None` disables keepalive. Default 30 s.

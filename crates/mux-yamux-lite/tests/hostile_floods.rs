@@ -76,6 +76,47 @@ async fn syn_flood_beyond_max_inbound_streams_is_refused_stream_by_stream() {
     .await;
 }
 
+/// Cancelling before accept is counted against the Rapid Reset limit only
+/// while such streams outnumber the ones the application accepted: the soak
+/// test (a million streams, a quarter reset by the client) crossed 10,000 of
+/// them after about 150 s and was closed as an attacker. Sans-IO, so the
+/// counts are exact.
+#[test]
+fn cancelling_before_accept_trips_the_limit_only_while_it_outnumbers_accepted_streams() {
+    use mux_yamux_lite::session::Session;
+    let now = std::time::Instant::now();
+    let mut config = quiet_config();
+    config.max_reset_before_accept = 4;
+    let mut server = Session::new(Role::Server, config.clone(), now);
+    let mut client = Session::new(Role::Client, config, now);
+    while let Some(frame) = client.poll_frame(now) {
+        server.handle_frame(frame, now);
+    }
+    let mut ids = client_ids(100);
+    let open_and_cancel = |server: &mut Session, n: usize, ids: &mut dyn Iterator<Item = u32>| {
+        for id in ids.take(n) {
+            server.handle_frame(syn(id), now);
+            server.handle_frame(Frame::Reset { id, code: 0 }, now);
+        }
+    };
+    // Ten requests accepted, then eight cancelled before accept: 8 > 4, but
+    // fewer than the ten accepted.
+    for id in ids.by_ref().take(10) {
+        server.handle_frame(syn(id), now);
+        assert_eq!(server.accept().unwrap(), Some(id));
+    }
+    open_and_cancel(&mut server, 8, &mut ids);
+    assert!(
+        server.closed_reason().is_none(),
+        "{:?}",
+        server.closed_reason()
+    );
+    // Three more: 11 cancelled against 10 accepted is a flood.
+    open_and_cancel(&mut server, 3, &mut ids);
+    let reason = server.closed_reason().expect("closed as a flood");
+    assert_eq!(protocol_error(reason), Some(ProtocolError::TooManyResets));
+}
+
 #[tokio::test]
 async fn rapid_reset_is_stopped_at_max_reset_before_accept_with_reset_streams_freed_at_once() {
     // CVE-2023-44487: open and reset streams faster than the app accepts.

@@ -339,7 +339,14 @@ impl Session {
             s.flags.in_backlog = false;
             self.accept_queue.retain(|&q| q != id);
             self.reset_before_accept = self.reset_before_accept.saturating_add(1);
-            if self.reset_before_accept > self.config.max_reset_before_accept {
+            // A client cancelling requests before they were accepted is
+            // normal, and over a long connection adds up past any fixed
+            // count; a flood gets (almost) nothing accepted. So the limit
+            // applies while such resets also outnumber accepted streams:
+            // each cheap reset stream then comes with a real one.
+            if self.reset_before_accept > self.config.max_reset_before_accept
+                && self.reset_before_accept > self.accepted
+            {
                 return Err(ProtocolError::TooManyResets);
             }
         }

@@ -166,6 +166,8 @@ pub struct Session {
 
     empty_frames: u32,
     reset_before_accept: u32,
+    /// Inbound streams the application accepted, over the lifetime.
+    accepted: u32,
     stats: Stats,
 }
 
@@ -204,6 +206,7 @@ impl Session {
             linger_deadlines: VecDeque::new(),
             empty_frames: 0,
             reset_before_accept: 0,
+            accepted: 0,
             stats: Stats::default(),
         }
     }
@@ -364,6 +367,7 @@ impl Session {
             s.flags.detached = false;
             s.flags.ack_pending = true;
             self.enqueue_ctrl(id);
+            self.accepted = self.accepted.saturating_add(1);
             return Ok(Some(id));
         }
         match &self.lifecycle {

@@ -19,8 +19,9 @@ use bytes::{Bytes, BytesMut};
 pub(crate) const MAX_POOLED: usize = 8;
 /// Larger buffers are not kept: they would pin memory for rare writes.
 pub(crate) const MAX_CAPACITY: usize = 256 * 1024;
-/// Smaller buffers are not kept: they cannot serve a large write.
-const MIN_CAPACITY: usize = 8 * 1024;
+/// Smaller buffers are not kept: they cannot serve a write large enough to
+/// take one.
+const MIN_CAPACITY: usize = crate::stream::COPY_OUTSIDE_LOCK;
 
 #[derive(Debug, Default)]
 pub(crate) struct PayloadPool {

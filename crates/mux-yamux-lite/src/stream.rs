@@ -87,8 +87,9 @@ impl Stream {
 }
 
 /// Writes at least this long are copied before the connection lock is
-/// taken, so a large copy never makes the driver wait for the lock.
-const COPY_OUTSIDE_LOCK: usize = 8 * 1024;
+/// taken, so a large copy never makes the driver wait for the lock; their
+/// buffers come from the payload pool.
+pub(crate) const COPY_OUTSIDE_LOCK: usize = 8 * 1024;
 
 impl AsyncRead for Stream {
     fn poll_read(

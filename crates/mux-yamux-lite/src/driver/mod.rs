@@ -99,7 +99,8 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             if self.read_closed {
                 return true;
             }
-            if !wants_read || self.read.bytes().len() >= READ_HIGH_WATER {
+            if !wants_read || self.read.bytes().len() >= READ_HIGH_WATER || self.read.holds_frame()
+            {
                 return false;
             }
             self.read.make_room();

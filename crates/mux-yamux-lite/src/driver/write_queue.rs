@@ -89,7 +89,7 @@ impl WriteQueue {
                 n
             }
             (Frame::Data { payload, .. }, Some(n)) => {
-                self.scratch.extend_from_slice(&payload);
+                crate::copy::extend(&mut self.scratch, &payload);
                 if n >= COPY_BELOW {
                     self.spend(payload);
                 }

@@ -42,20 +42,32 @@ fn copy_to(at: usize, src: &[u8], mut put: impl FnMut(&[u8])) {
 }
 
 /// Appends `src` to `dst`.
+#[inline]
 pub(crate) fn extend(dst: &mut BytesMut, src: &[u8]) {
+    // Small copies (most frames of a chatty stream) skip the check.
+    if src.len() <= PIECE {
+        dst.extend_from_slice(src);
+        return;
+    }
     dst.reserve(src.len());
     let at = (dst.as_ptr() as usize).wrapping_add(dst.len());
     copy_to(at, src, |piece| dst.put_slice(piece));
 }
 
 /// Appends `src` to the filled part of `dst`, which must have room.
+#[inline]
 pub(crate) fn put(dst: &mut ReadBuf<'_>, src: &[u8]) {
+    if src.len() <= PIECE {
+        dst.put_slice(src);
+        return;
+    }
     let filled = dst.filled();
     let at = (filled.as_ptr() as usize).wrapping_add(filled.len());
     copy_to(at, src, |piece| dst.put_slice(piece));
 }
 
 /// Copies `src` into `dst`, which must be as long.
+#[inline]
 pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
     if aliases(dst.as_ptr() as usize, src.as_ptr() as usize, src.len()) {
         for (d, s) in dst.chunks_mut(PIECE).zip(src.chunks(PIECE)) {

@@ -99,15 +99,13 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             if self.read_closed {
                 return true;
             }
-            if !wants_read || self.read.bytes().len() >= READ_HIGH_WATER || self.read.holds_frame()
-            {
+            if !wants_read || self.read.bytes().len() >= READ_HIGH_WATER || !self.read.make_room() {
                 return false;
             }
-            self.read.make_room();
             match tokio_util::io::poll_read_buf(self.io.as_mut(), cx, self.read.bytes()) {
                 Poll::Pending => return true,
                 Poll::Ready(Ok(0)) => self.read_closed = true,
-                Poll::Ready(Ok(_)) => self.read.note_read(),
+                Poll::Ready(Ok(n)) => self.read.note_read(n),
                 Poll::Ready(Err(e)) => {
                     self.read_closed = true;
                     lock(&self.shared).session.transport_closed(Some(e));

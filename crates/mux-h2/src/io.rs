@@ -495,7 +495,7 @@ fn poll_read_body(
     loop {
         if !chunk.is_empty() {
             let n = chunk.len().min(buf.remaining());
-            buf.put_slice(&chunk.split_to(n));
+            mux_core::copy::put(buf, &chunk.split_to(n));
             return Poll::Ready(Ok(()));
         }
         // hyper releases flow-control window as each frame is polled, so at

@@ -14,8 +14,6 @@
 //!   implement `mux_core::{MuxedConn, MuxedStream}`. [`YamuxLite`] is the
 //!   `mux_core::Multiplexer`.
 //! - [`config`]: every limit, with its default.
-//! - `copy` (private): large copies that dodge a 20× `rep movsb` stall on
-//!   AMD CPUs, which frame headers would otherwise trigger systematically.
 //!
 //! ## Example
 //! ```
@@ -51,7 +49,6 @@
 
 pub mod config;
 mod connection;
-mod copy;
 mod driver;
 pub mod frame;
 mod payload_pool;

@@ -121,7 +121,7 @@ impl AsyncRead for Stream {
                     Err(e) => return Poll::Ready(Err(e.into())),
                 }
             };
-            crate::copy::put(buf, &chunk);
+            mux_core::copy::put(buf, &chunk);
             if chunk.is_empty() || buf.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
@@ -148,7 +148,7 @@ impl Stream {
                 let data = data.get(..room).unwrap_or(data);
                 let mut chunk = guard.payloads.take(data.len());
                 drop(guard);
-                crate::copy::extend(&mut chunk, data);
+                mux_core::copy::extend(&mut chunk, data);
                 guard = lock(&self.shared);
                 guard.session.write_chunk(self.id, chunk.freeze())
             }

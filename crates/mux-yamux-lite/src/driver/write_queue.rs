@@ -89,7 +89,7 @@ impl WriteQueue {
                 n
             }
             (Frame::Data { payload, .. }, Some(n)) => {
-                crate::copy::extend(&mut self.scratch, &payload);
+                mux_core::copy::extend(&mut self.scratch, &payload);
                 if n >= COPY_BELOW {
                     self.spend(payload);
                 }

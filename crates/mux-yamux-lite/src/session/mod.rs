@@ -404,7 +404,7 @@ impl Session {
             };
             let end = copied.saturating_add(chunk.len());
             if let Some(out) = dst.get_mut(copied..end) {
-                crate::copy::copy(out, &chunk);
+                mux_core::copy::copy(out, &chunk);
             }
             copied = end;
         }

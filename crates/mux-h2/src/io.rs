@@ -27,7 +27,7 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{task::AtomicWaker, Stream};
 use http_body_util::{
     combinators::{BoxBody, UnsyncBoxBody},
@@ -595,7 +595,11 @@ impl AsyncWrite for TunnelWriter {
                 if ready!(tx.poll_reserve(cx)).is_err() {
                     return Poll::Ready(Err(send_closed(*shut)));
                 }
-                match tx.send_item(Bytes::copy_from_slice(part)) {
+                // Through `mux_core::copy`: a muxer's payloads sit 5 bytes off
+                // their buffer's alignment, which stalls a plain copy on AMD.
+                let mut chunk = BytesMut::with_capacity(part.len());
+                mux_core::copy::extend(&mut chunk, part);
+                match tx.send_item(chunk.freeze()) {
                     Ok(()) => Poll::Ready(Ok(part.len())),
                     Err(_) => Poll::Ready(Err(send_closed(*shut))),
                 }

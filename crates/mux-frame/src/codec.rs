@@ -73,9 +73,8 @@ impl FrameCodec {
             return Err(self.too_large(header.len.into()));
         }
         // Only fails where usize is narrower than the limit allows.
-        let total = usize::try_from(header.len)
-            .ok()
-            .and_then(|len| len.checked_add(HEADER_LEN))
+        let total = header
+            .frame_len()
             .ok_or_else(|| self.too_large(header.len.into()))?;
         if src.len() < total {
             return Ok(Progress::NeedValue { total });

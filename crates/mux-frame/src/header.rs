@@ -35,6 +35,12 @@ impl Header {
         dst.put_slice(&self.encode());
     }
 
+    /// The whole frame's length on the wire, header included; `None` where
+    /// that does not fit in `usize`.
+    pub fn frame_len(&self) -> Option<usize> {
+        usize::try_from(self.len).ok()?.checked_add(HEADER_LEN)
+    }
+
     /// Parses the first [`HEADER_LEN`] bytes of `src`, ignoring the rest;
     /// `None` if `src` is shorter than that.
     pub fn parse(src: &[u8]) -> Option<Header> {

@@ -27,7 +27,7 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{task::AtomicWaker, Stream};
 use http_body_util::{
     combinators::{BoxBody, UnsyncBoxBody},
@@ -495,7 +495,8 @@ fn poll_read_body(
     loop {
         if !chunk.is_empty() {
             let n = chunk.len().min(buf.remaining());
-            mux_core::copy::put(buf, &chunk.split_to(n));
+            mux_core::copy::put(buf, chunk.get(..n).unwrap_or_default());
+            chunk.advance(n);
             return Poll::Ready(Ok(()));
         }
         // hyper releases flow-control window as each frame is polled, so at

@@ -141,14 +141,10 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                         if read_buf.is_empty() {
                             session.transport_closed(None);
                         } else {
-                            let expected = mux_frame::Header::parse(read_buf).map_or(
-                                mux_frame::HEADER_LEN,
-                                |h| {
-                                    usize::try_from(h.len)
-                                        .unwrap_or(usize::MAX)
-                                        .saturating_add(mux_frame::HEADER_LEN)
-                                },
-                            );
+                            let expected = mux_frame::Header::parse(read_buf)
+                                .map_or(mux_frame::HEADER_LEN, |h| {
+                                    h.frame_len().unwrap_or(usize::MAX)
+                                });
                             session.fail(ProtocolError::Truncated {
                                 buffered: read_buf.len(),
                                 expected,

@@ -32,6 +32,7 @@ const MIN_ROOM: usize = 64 * 1024;
 /// reads are large: one of the last [`SMALL_READS_TO_STOP`] returned at
 /// least [`ALIGN_AFTER`] bytes.
 const PAGE: usize = 4096;
+/// A read returning at least this much counts as large.
 const ALIGN_AFTER: usize = 16 * 1024;
 /// Small reads in a row after which reads are no longer aligned (one
 /// small read often finishes what a large one began).
@@ -166,10 +167,9 @@ impl ReadBuffer {
 
     /// Whether a whole frame is buffered, undecoded.
     fn holds_frame(&self) -> bool {
-        mux_frame::Header::parse(&self.buf).is_some_and(|h| {
-            usize::try_from(h.len)
-                .is_ok_and(|len| self.buf.len().saturating_sub(mux_frame::HEADER_LEN) >= len)
-        })
+        mux_frame::Header::parse(&self.buf)
+            .and_then(|h| h.frame_len())
+            .is_some_and(|total| self.buf.len() >= total)
     }
 
     /// Records that a read returned data.

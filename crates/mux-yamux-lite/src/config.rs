@@ -36,7 +36,10 @@ pub struct Config {
     /// this. Default 256.
     pub max_pending_opens: usize,
     /// Bytes a stream's writer may queue beyond what has been framed; a
-    /// writer blocks past it. Default 256 KiB.
+    /// writer blocks past it. A write of 8 KiB or more that finds nothing
+    /// queued and the peer's window closed is not queued: it waits for
+    /// window, as yamux's writes do, and then leaves straight from the
+    /// caller's buffer. Default 256 KiB.
     pub send_buffer: usize,
     /// What the send buffers of all streams together aim to stay under:
     /// while many streams have data to send, each may queue only its share

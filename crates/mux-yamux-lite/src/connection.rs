@@ -1,6 +1,5 @@
 //! The connection handle: cheap to clone, usable from any task.
 
-use parking_lot::Mutex;
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
@@ -11,9 +10,9 @@ use tracing::Instrument;
 use mux_core::{ConnError, Multiplexer, MuxedConn};
 
 use crate::config::Config;
-use crate::driver::Driver;
+use crate::driver::{Driver, Egress};
 use crate::session::{Role, Session, Stats};
-use crate::shared::{lock, now, Shared, SharedRef};
+use crate::shared::{lock, now, Conn, Shared, SharedRef};
 use crate::stream::Stream;
 
 /// A multiplexed connection. Clone it freely; every clone drives the same
@@ -52,8 +51,10 @@ impl Connection {
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
         let session = Session::new(role, config, now());
-        let shared: SharedRef = Arc::new(Mutex::new(Shared::new(session)));
-        let driver = Driver::new(io, shared.clone());
+        let (read_half, write_half) = tokio::io::split(io);
+        let egress = Egress::new(write_half);
+        let shared: SharedRef = Arc::new(Conn::new(Shared::new(session), egress));
+        let driver = Driver::new(read_half, shared.clone());
         let span = tracing::debug_span!("mux", role = ?role);
         tokio::spawn(driver.instrument(span));
         Self {

@@ -9,11 +9,29 @@ use parking_lot::{Mutex, MutexGuard};
 use std::sync::Arc;
 use std::task::{Context, Waker};
 
+use crate::driver::Egress;
 use crate::payload_pool::PayloadPool;
 use crate::session::{Event, Session};
 use crate::StreamMap;
 
-pub(crate) type SharedRef = Arc<Mutex<Shared>>;
+pub(crate) type SharedRef = Arc<Conn>;
+
+/// Everything a connection's tasks share: the session state, and the
+/// transport's write side (`driver::egress`). Lock order: `egress` first.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    state: Mutex<Shared>,
+    pub(crate) egress: Mutex<Egress>,
+}
+
+impl Conn {
+    pub(crate) fn new(shared: Shared, egress: Egress) -> Self {
+        Self {
+            state: Mutex::new(shared),
+            egress: Mutex::new(egress),
+        }
+    }
+}
 
 /// Locks the shared state. `parking_lot`'s mutex, not std's: with the
 /// driver and many handles on two threads the lock is contended, and its
@@ -22,7 +40,7 @@ pub(crate) type SharedRef = Arc<Mutex<Shared>>;
 /// session consistent between statements that can panic (none should), and
 /// refusing service forever after a panic would be worse.
 pub(crate) fn lock(shared: &SharedRef) -> MutexGuard<'_, Shared> {
-    shared.lock()
+    shared.state.lock()
 }
 
 /// The current time on tokio's clock (virtual under a paused test clock).

@@ -8,8 +8,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use mux_core::{DeadlineTimer, Deadlines, Direction, MuxedStream, StreamError, StreamId};
 
-use crate::session::ReadChunk;
+use crate::driver::DirectWrite;
+use crate::session::{DirectSend, ReadChunk};
 use crate::shared::{lock, now, SharedRef};
+use crate::wire::lite;
 
 /// One multiplexed stream.
 ///
@@ -19,6 +21,10 @@ use crate::shared::{lock, now, SharedRef};
 ///   for the transport), so it waits on the peer's window.
 /// - Dropping the handle closes both directions: written bytes are still
 ///   delivered, then FIN; bytes that arrive later are discarded.
+/// - A write of 8 KiB or more goes straight from the caller's buffer to
+///   the transport when nothing else waits to be sent; with the peer's
+///   window closed and nothing queued it waits for window rather than
+///   being copied into the send buffer (`Config::send_buffer`).
 #[derive(Debug)]
 pub struct Stream {
     id: u32,
@@ -86,6 +92,16 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// Parks a write that found no room, until woken or its deadline.
+    fn park_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        match self.park(Direction::Write, cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            _ => Poll::Pending,
+        }
+    }
+}
+
 /// Writes at least this long are copied before the connection lock is
 /// taken, so a large copy never makes the driver wait for the lock; their
 /// buffers come from the payload pool.
@@ -131,6 +147,57 @@ impl AsyncRead for Stream {
 }
 
 impl Stream {
+    /// Writes a large `data` as one DATA frame straight to the transport,
+    /// from the caller's buffer, when that frame would be the next one on
+    /// the wire anyway (nothing queued, window open), and parks while the
+    /// window is closed. `None`: take the usual path. Never waits for the
+    /// write side: if the driver is writing, queuing is as good.
+    fn try_write_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Option<Poll<io::Result<usize>>> {
+        let egress = self.shared.egress.try_lock().filter(|e| e.is_idle());
+        let direct = {
+            let mut guard = lock(&self.shared);
+            match guard
+                .session
+                .send_direct(self.id, data.len(), egress.is_some())
+            {
+                DirectSend::Framed(direct) => direct,
+                DirectSend::AwaitWindow => {
+                    guard.register_write(self.id, cx);
+                    return Some(Poll::Pending);
+                }
+                DirectSend::Declined => return None,
+            }
+        };
+        // Framed only with the write side held.
+        let mut egress = egress?;
+        let payload = data.get(..direct.len).unwrap_or(data);
+        let head = lite::data_head(direct.id, direct.flags, direct.len);
+        let result = egress.write_direct(cx, &head, payload);
+        drop(egress);
+        let mut guard = lock(&self.shared);
+        Some(Poll::Ready(match result {
+            Ok(DirectWrite::Written) => Ok(direct.len),
+            Ok(DirectWrite::Queued) => {
+                guard.wake_driver();
+                Ok(direct.len)
+            }
+            Err(e) => {
+                // The frame is lost with the transport: this writer learns
+                // it now, everyone else as the connection closes.
+                tracing::debug!(error = %e, "transport write failed");
+                guard.session.transport_closed(Some(e));
+                guard.wake_driver();
+                guard.wake_pending();
+                let err = guard.session.write_room(self.id).err();
+                Err(err.map_or_else(|| io::ErrorKind::BrokenPipe.into(), Into::into))
+            }
+        }))
+    }
+
     /// Queues `data`, copying it under the lock when it is short and
     /// before taking the lock when it is long.
     fn try_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Option<io::Result<usize>> {
@@ -175,13 +242,17 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         this.check_deadline(Direction::Write)?;
+        if data.len() >= COPY_OUTSIDE_LOCK {
+            match this.try_write_direct(cx, data) {
+                Some(Poll::Ready(result)) => return Poll::Ready(result),
+                Some(Poll::Pending) => return this.park_write(cx),
+                None => {}
+            }
+        }
         if let Some(result) = this.try_write(cx, data) {
             return Poll::Ready(result);
         }
-        match this.park(Direction::Write, cx) {
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            _ => Poll::Pending,
-        }
+        this.park_write(cx)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

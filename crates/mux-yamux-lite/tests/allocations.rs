@@ -1,9 +1,9 @@
 //! Heap allocations in steady state, and the heap an idle connection keeps,
 //! observed by a global allocator: a bulk stream allocates nothing per frame
-//! and, as written payload buffers are reused, less than one buffer per
-//! application write; a stream of small messages allocates nothing per
-//! message once warmed up; a connection that has gone quiet lets go of its
-//! read blocks and reusable payload buffers.
+//! nor per application write (large writes go straight to the transport);
+//! a stream of small messages allocates nothing per message once warmed up;
+//! a connection that has gone quiet lets go of its read blocks and reusable
+//! payload buffers.
 //!
 //! Everything runs on one current-thread runtime over an in-memory pipe, and
 //! allocations and live bytes are counted per thread, so each test's count
@@ -112,14 +112,14 @@ async fn bulk_transfer_allocates_nothing_per_frame_and_reuses_payload_buffers() 
         allocations() - before
     };
     let (counted, _rx) = tokio::join!(writer, reader);
-    // At most one payload buffer per write (it is framed as one 64 KiB
-    // DATA frame); written buffers come back through the payload pool.
-    // Measured: 0.25 per write (one in eight writes finds the pool empty
-    // and allocates, plus the small header of a partly filled buffer);
-    // 1.00 before buffers were reused.
+    // A 64 KiB write with nothing queued ahead of it leaves straight from
+    // the application's buffer (`Egress::write_direct`), and waits for
+    // window rather than being buffered: measured 0 per write. Copied into
+    // pooled payload buffers instead, it was 0.25 per write (one in eight
+    // found the pool empty); 1.00 before buffers were reused.
     let per_write = counted as f64 / MEASURED as f64;
     assert!(
-        counted <= MEASURED / 2,
+        counted <= MEASURED / 20,
         "{counted} allocations for {MEASURED} writes ({per_write:.2} per write)"
     );
 }

@@ -3,15 +3,16 @@
 //! Each turn it reads what the transport has into one buffer, decodes and
 //! feeds whole frames to the session, runs due timers, pulls frames to send
 //! into one write buffer (so many small frames leave in one write), wakes the
-//! tasks the session's events concern, and writes. It never holds the lock
-//! while doing I/O.
+//! tasks the session's events concern, and writes. It never holds the
+//! session's lock while doing I/O. The write side is shared with the
+//! streams (`egress`), which may write a large DATA frame themselves.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
 use tokio::time::Sleep;
 
 use mux_core::ConnError;
@@ -20,9 +21,10 @@ use mux_frame::{FrameCodec, FrameError};
 use crate::session::ProtocolError;
 use crate::shared::{lock, now, SharedRef};
 use crate::wire::lite;
+pub(crate) use egress::{DirectWrite, Egress};
 use read_buffer::{ReadBuffer, Trim};
-use write_queue::WriteQueue;
 
+mod egress;
 mod read_buffer;
 mod write_queue;
 
@@ -51,11 +53,10 @@ struct Turn {
 }
 
 pub(crate) struct Driver<T> {
-    io: Pin<Box<T>>,
+    io: ReadHalf<T>,
     shared: SharedRef,
     codec: FrameCodec,
     read: ReadBuffer,
-    out: WriteQueue,
     timer: Pin<Box<Sleep>>,
     read_closed: bool,
     /// Set once the session has ended: after this, unsent output is
@@ -69,18 +70,16 @@ pub(crate) struct Driver<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite> Driver<T> {
-    pub(crate) fn new(io: T, shared: SharedRef) -> Self {
+    pub(crate) fn new(io: ReadHalf<T>, shared: SharedRef) -> Self {
         let max = lock(&shared).session.max_frame_value();
         let max_frame = usize::try_from(max)
             .unwrap_or(usize::MAX)
             .saturating_add(mux_frame::HEADER_LEN);
-        let vectored = io.is_write_vectored();
         Self {
-            io: Box::pin(io),
+            io,
             shared,
             codec: FrameCodec::with_max_value_len(max),
             read: ReadBuffer::new(max_frame),
-            out: WriteQueue::new(vectored),
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             read_closed: false,
             flush_deadline: None,
@@ -102,7 +101,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             if !wants_read || self.read.bytes().len() >= READ_HIGH_WATER || !self.read.make_room() {
                 return false;
             }
-            match tokio_util::io::poll_read_buf(self.io.as_mut(), cx, self.read.bytes()) {
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, self.read.bytes()) {
                 Poll::Pending => return true,
                 Poll::Ready(Ok(0)) => self.read_closed = true,
                 Poll::Ready(Ok(n)) => self.read.note_read(n),
@@ -118,6 +117,8 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
     /// collects the wakers to call; reads, under the same lock, what the
     /// rest of the turn needs to know about the session.
     fn process(&mut self, now: Instant) -> Turn {
+        let mut egress = self.shared.egress.lock();
+        let out = &mut egress.out;
         let mut guard = lock(&self.shared);
         let shared = &mut *guard;
         let session = &mut shared.session;
@@ -166,15 +167,15 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         if session.poll_timeout().is_some_and(|t| t <= now) {
             session.handle_timeout(now);
         }
-        while self.out.len() < WRITE_HIGH_WATER {
+        while out.len() < WRITE_HIGH_WATER {
             let Some(frame) = session.poll_frame(now) else {
                 break;
             };
-            self.out.push(frame);
+            out.push(frame);
         }
         shared.collect_wakers(&mut self.wakers);
-        if !self.out.spent().is_empty() {
-            shared.payloads.give_back(self.out.spent());
+        if !out.spent().is_empty() {
+            shared.payloads.give_back(out.spent());
         }
         let session = &shared.session;
         let closed = session.closed_reason().is_some();
@@ -199,27 +200,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
 
     /// Writes buffered output. Returns whether bytes were written.
     fn poll_write_transport(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
-        let mut wrote = false;
-        while !self.out.is_empty() {
-            match self.out.poll_write(self.io.as_mut(), cx) {
-                Poll::Pending => break,
-                Poll::Ready(Ok(0)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "transport accepted no bytes",
-                    ))
-                }
-                Poll::Ready(Ok(_)) => wrote = true,
-                Poll::Ready(Err(e)) => return Err(e),
-            }
-        }
-        if wrote || self.out.is_empty() {
-            // A flush that is pending is retried on the next turn.
-            if let Poll::Ready(Err(e)) = self.io.as_mut().poll_flush(cx) {
-                return Err(e);
-            }
-        }
-        Ok(wrote)
+        self.shared.egress.lock().poll_write_out(cx)
     }
 
     /// Ends the task once the session is done: after its last frames are
@@ -231,16 +212,18 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         if !turn.closed {
             return None;
         }
-        let flushed = turn.session_done && self.out.is_empty();
+        let mut egress = self.shared.egress.lock();
+        let flushed = turn.session_done && egress.is_idle();
         if self.flush_deadline.is_some_and(|d| d <= now) {
             if !flushed {
                 tracing::debug!(
-                    unsent = self.out.len(),
+                    unsent = egress.out.len(),
                     "transport stopped taking bytes; dropping the connection's last frames"
                 );
             }
             // One try: a transport that stopped reading may never finish.
-            let _ = self.io.as_mut().poll_shutdown(cx);
+            let _ = egress.poll_shutdown(cx);
+            drop(egress);
             self.finish(None);
             return Some(Poll::Ready(()));
         }
@@ -248,7 +231,9 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             return None;
         }
         // Best effort: the peer learns of the close from EOF.
-        match self.io.as_mut().poll_shutdown(cx) {
+        let shutdown = egress.poll_shutdown(cx);
+        drop(egress);
+        match shutdown {
             Poll::Ready(_) => {
                 self.finish(None);
                 Some(Poll::Ready(()))
@@ -289,6 +274,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
     }
 
     fn finish(&mut self, err: Option<ConnError>) {
+        self.shared.egress.lock().close();
         let mut guard = lock(&self.shared);
         if let Some(err) = err {
             guard.session.abort(err);
@@ -329,7 +315,9 @@ impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
                     Trim::Nothing => {}
                     Trim::Later(at) => this.trim_at = Some(at),
                     Trim::Done => {
-                        this.out.spent().clear();
+                        let mut egress = this.shared.egress.lock();
+                        egress.out.spent().clear();
+                        drop(egress);
                         lock(&this.shared).payloads.clear();
                     }
                 }
@@ -367,6 +355,7 @@ impl<T> Drop for Driver<T> {
     fn drop(&mut self) {
         // The runtime may drop the task before it finished (shutdown);
         // nobody may wait forever on a transport that no longer exists.
+        self.shared.egress.lock().close();
         let mut guard = lock(&self.shared);
         if !guard.driver_done {
             guard.session.abort(ConnError::Closed);

@@ -100,6 +100,13 @@ impl WriteQueue {
         self.len = self.len.saturating_add(head).saturating_add(body);
     }
 
+    /// Appends bytes as they are: the unsent rest of a frame a stream
+    /// began writing itself (`Egress::write_direct`).
+    pub(super) fn push_bytes(&mut self, bytes: &[u8]) {
+        mux_core::copy::extend(&mut self.scratch, bytes);
+        self.len = self.len.saturating_add(bytes.len());
+    }
+
     /// Keeps a large payload that has left the queue for the pool (a
     /// written one is empty by now; its buffer is what counts).
     fn spend(&mut self, payload: Bytes) {

@@ -29,6 +29,7 @@ use crate::frame::{go_away, reset_code, Frame, Hello};
 use crate::StreamMap;
 use chunks::Spares;
 pub use error::ProtocolError;
+pub use outbound::{DirectData, DirectSend};
 use stream::{RecvState, ResetInfo, SendState, Stream};
 
 /// Control frames that may wait to be sent before this side stops reading

@@ -135,6 +135,85 @@ impl Session {
     }
 }
 
+/// A DATA frame the session has framed for its caller to write itself
+/// ([`Session::send_direct`]): the window and the counters already count
+/// it, and the payload is the first `len` bytes the caller holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectData {
+    /// The stream.
+    pub id: u32,
+    /// Flags the frame carries (none, unless a handshake flag was owed).
+    pub flags: Flags,
+    /// Payload bytes framed.
+    pub len: usize,
+}
+
+/// The answer of [`Session::send_direct`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectSend {
+    /// Framed: write it now, before anything else.
+    Framed(DirectData),
+    /// The peer's window is closed: wait for [`Event::Writable`] rather than
+    /// buffer the bytes, so they can still leave without a copy once it
+    /// opens.
+    AwaitWindow,
+    /// Not now: write through [`Session::write`] as usual (which also
+    /// reports why a write cannot be made at all).
+    Declined,
+}
+
+impl Session {
+    /// Frames up to `max` bytes of stream `id` for the caller to put on the
+    /// wire at once, ahead of anything the session yields later, so a large
+    /// write can go from the application's buffer to the transport without
+    /// a copy into the send buffer. `wire_free` says that the caller holds
+    /// the transport and nothing is queued on it.
+    ///
+    /// Frames only when the frame would be the very next one anyway: the
+    /// session has nothing else to send
+    /// ([`wants_transmit`](Self::wants_transmit) is false), the stream's
+    /// send buffer is empty, its write side open, and the peer's window has
+    /// room. With the window closed the answer is
+    /// [`AwaitWindow`](DirectSend::AwaitWindow) whatever is buffered: a
+    /// large writer that buffered while the window was closed would stay
+    /// ahead of it, and so buffer (copy) every later write too.
+    pub fn send_direct(&mut self, id: u32, max: usize, wire_free: bool) -> DirectSend {
+        if max == 0 || self.peer.is_none() || self.is_closing() {
+            return DirectSend::Declined;
+        }
+        let max_payload = self
+            .peer
+            .map_or(0, |h| h.max_frame_payload)
+            .min(self.config.max_frame_payload);
+        let pending = self.wants_transmit();
+        let Some(s) = self.streams.get_mut(&id) else {
+            return DirectSend::Declined;
+        };
+        if s.reset.is_some() || s.send != SendState::Open {
+            return DirectSend::Declined;
+        }
+        if s.send_window == 0 {
+            return DirectSend::AwaitWindow;
+        }
+        if pending || !wire_free || !s.send_buf.is_empty() {
+            return DirectSend::Declined;
+        }
+        let len = max
+            .min(usize::try_from(s.send_window).unwrap_or(usize::MAX))
+            .min(usize::try_from(max_payload).unwrap_or(usize::MAX));
+        let flags = s.take_handshake_flags();
+        s.send_window = s
+            .send_window
+            .saturating_sub(u32::try_from(len).unwrap_or(u32::MAX));
+        self.stats.frames_sent = self.stats.frames_sent.saturating_add(1);
+        self.stats.bytes_sent = self
+            .stats
+            .bytes_sent
+            .saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
+        DirectSend::Framed(DirectData { id, flags, len })
+    }
+}
+
 /// How much to grow a stream's window when it sends an update. Like
 /// rust-yamux: if the previous update went out less than two round trips
 /// ago, the window (not the reader) is the bottleneck, so double it, within

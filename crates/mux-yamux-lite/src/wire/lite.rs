@@ -51,14 +51,7 @@ pub fn max_value_len(max_payload: u32) -> u32 {
 pub fn encode_head<'f>(frame: &'f Frame, dst: &mut BytesMut) -> Option<&'f Bytes> {
     match frame {
         Frame::Data { id, flags, payload } => {
-            // Payloads are bounded by the session's frame size (far below
-            // u32::MAX), so the saturation never triggers in practice.
-            let len = u32::try_from(payload.len())
-                .unwrap_or(u32::MAX)
-                .saturating_add(5);
-            Header::new(KIND_DATA, len).put(dst);
-            dst.put_u32(*id);
-            dst.put_u8(flags.bits());
+            dst.put_slice(&data_head(*id, *flags, payload.len()));
             return Some(payload);
         }
         Frame::Window { id, flags, delta } => {
@@ -90,6 +83,19 @@ pub fn encode_head<'f>(frame: &'f Frame, dst: &mut BytesMut) -> Option<&'f Bytes
         }
     }
     None
+}
+
+/// The bytes that precede a DATA payload of `len` bytes on the wire.
+pub fn data_head(id: u32, flags: Flags, len: usize) -> [u8; DATA_OVERHEAD] {
+    // Payloads are bounded by the session's frame size (far below
+    // u32::MAX), so the saturation never triggers in practice.
+    let value_len = u32::try_from(len).unwrap_or(u32::MAX).saturating_add(5);
+    let mut head = [0u8; DATA_OVERHEAD];
+    let mut dst = head.as_mut_slice();
+    Header::new(KIND_DATA, value_len).put(&mut dst);
+    dst.put_u32(id);
+    dst.put_u8(flags.bits());
+    head
 }
 
 /// Appends the whole encoding of `frame`, payload included, to `dst`.

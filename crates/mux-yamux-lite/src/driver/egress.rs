@@ -1,0 +1,165 @@
+//! The connection's write side, shared by the driver and the streams.
+//!
+//! The driver writes what the session frames, through the write queue. A
+//! stream with a large write may instead put its DATA frame on the
+//! transport itself, straight from the application's buffer, when nothing
+//! else waits to be written ([`Egress::write_direct`]); that saves copying
+//! the payload into the send buffer, which on an in-memory pipe is one of
+//! four copies per byte. Both paths hold this lock while writing, and the
+//! session frames nothing while a direct frame is written, so the bytes on
+//! the wire keep the session's order.
+//!
+//! Lock order: this lock, then the session's. Streams only `try_lock` it,
+//! so a writer never waits behind the driver's syscall; it takes the usual
+//! path instead.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncWrite, WriteHalf};
+
+use super::write_queue::WriteQueue;
+
+/// What became of a direct write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DirectWrite {
+    /// The frame is on the transport, flushed.
+    Written,
+    /// The transport took part of it, or none: the rest is queued (copied)
+    /// for the driver, which must be woken to write and flush it.
+    Queued,
+}
+
+/// The write half of the transport and the driver's output queue.
+pub(crate) struct Egress {
+    /// `None` once the driver has ended: the transport is dropped with the
+    /// driver's read half, whatever handles still hold this.
+    io: Option<Pin<Box<dyn AsyncWrite + Send>>>,
+    pub(super) out: WriteQueue,
+}
+
+impl std::fmt::Debug for Egress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Egress")
+            .field("queued", &self.out.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Egress {
+    pub(crate) fn new<T: AsyncWrite + Send + 'static>(io: WriteHalf<T>) -> Self {
+        let vectored = io.is_write_vectored();
+        Self {
+            io: Some(Box::pin(io)),
+            out: WriteQueue::new(vectored),
+        }
+    }
+
+    /// The transport, while the driver runs.
+    fn io(&mut self) -> io::Result<Pin<&mut (dyn AsyncWrite + Send)>> {
+        match &mut self.io {
+            Some(io) => Ok(io.as_mut()),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Drops the write half; the driver calls it as it ends.
+    pub(super) fn close(&mut self) {
+        self.io = None;
+        self.out = WriteQueue::new(false);
+    }
+
+    /// Whether a frame written now would be the next bytes on the wire:
+    /// nothing is queued ahead of it.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// Writes one DATA frame, `head` then `payload`, from the caller's
+    /// buffers; whatever the transport does not take at once is copied into
+    /// the queue. The caller has framed it with `Session::send_direct`
+    /// after checking [`is_idle`](Self::is_idle) under this lock, so it is
+    /// the next frame in the session's order. The transport may register
+    /// the caller's waker; on [`DirectWrite::Queued`] the driver must be woken
+    /// to register its own.
+    pub(crate) fn write_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        head: &[u8],
+        payload: &[u8],
+    ) -> io::Result<DirectWrite> {
+        let total = head.len().saturating_add(payload.len());
+        let mut sent = 0usize;
+        while sent < total {
+            let (h, p) = unsent(head, payload, sent);
+            let slices = [IoSlice::new(h), IoSlice::new(p)];
+            match self.io()?.poll_write_vectored(cx, &slices) {
+                Poll::Ready(Ok(0)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "transport accepted no bytes",
+                    ))
+                }
+                Poll::Ready(Ok(n)) => sent = sent.saturating_add(n),
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => break,
+            }
+        }
+        if sent < total {
+            let (h, p) = unsent(head, payload, sent);
+            self.out.push_bytes(h);
+            self.out.push_bytes(p);
+            return Ok(DirectWrite::Queued);
+        }
+        match self.io()?.poll_flush(cx) {
+            Poll::Ready(Ok(())) => Ok(DirectWrite::Written),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Ok(DirectWrite::Queued),
+        }
+    }
+
+    /// Writes queued output until the transport stops taking it, then
+    /// flushes. Returns whether bytes were written.
+    pub(super) fn poll_write_out(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
+        let Some(io) = &mut self.io else {
+            return Ok(false);
+        };
+        let mut wrote = false;
+        while !self.out.is_empty() {
+            match self.out.poll_write(io.as_mut(), cx) {
+                Poll::Pending => break,
+                Poll::Ready(Ok(0)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "transport accepted no bytes",
+                    ))
+                }
+                Poll::Ready(Ok(_)) => wrote = true,
+                Poll::Ready(Err(e)) => return Err(e),
+            }
+        }
+        if wrote || self.out.is_empty() {
+            // A flush that is pending is retried on the next turn.
+            if let Poll::Ready(Err(e)) = io.as_mut().poll_flush(cx) {
+                return Err(e);
+            }
+        }
+        Ok(wrote)
+    }
+
+    pub(super) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.io() {
+            Ok(io) => io.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// The parts of `head` and `payload` after the first `sent` bytes.
+fn unsent<'a>(head: &'a [u8], payload: &'a [u8], sent: usize) -> (&'a [u8], &'a [u8]) {
+    let h = head.get(sent..).unwrap_or_default();
+    let p = payload
+        .get(sent.saturating_sub(head.len())..)
+        .unwrap_or_default();
+    (h, p)
+}

@@ -5,7 +5,8 @@
 //! Input: bytes 0..9 pick the configuration (role, drain policy and small
 //! limits); the rest is a sequence of operations, each an opcode byte plus
 //! operands: peer frames (semantic, or raw TLV bytes through the decoder),
-//! local API calls, and clock advances. After every operation
+//! local API calls (among them `send_direct`, whose frames are checked like
+//! pulled ones), and clock advances. After every operation
 //! `check_invariants()` must hold; every frame the session sends is checked
 //! (HELLO first and once, SYN ids fresh and of its own parity, nothing after
 //! FIN, DATA within the peer's frame size and the credit it granted, only
@@ -22,7 +23,7 @@
 use bytes::{Bytes, BytesMut};
 use mux_frame::{FrameCodec, FrameError};
 use mux_yamux_lite::frame::{Flags, Frame, Hello};
-use mux_yamux_lite::session::{ProtocolError, Role, Session};
+use mux_yamux_lite::session::{DirectSend, ProtocolError, Role, Session};
 use mux_yamux_lite::wire::lite;
 use mux_yamux_lite::Config;
 use std::collections::{HashMap, HashSet};
@@ -168,11 +169,11 @@ impl Harness {
         if self.trace {
             eprintln!(
                 "op {} (closed: {:?})",
-                op % 22,
+                op % 23,
                 self.session.closed_reason()
             );
         }
-        match op % 22 {
+        match op % 23 {
             0 => {
                 let sel = input.byte();
                 let hello = Hello {
@@ -300,6 +301,45 @@ impl Harness {
             20 => {
                 let id = self.pick_id(input);
                 let _ = self.session.flush(id);
+            }
+            21 => {
+                // A stream writing its own DATA frame (a large write that
+                // goes straight to the transport): it must be the frame the
+                // session could send next, and obey every rule a pulled
+                // DATA frame obeys.
+                let id = self.pick_id(input);
+                let len = input.amount() as usize;
+                let wire_free = input.byte() & 1 == 0;
+                let closed = self.session.closed_reason().is_some();
+                let pending = self.session.wants_transmit();
+                match self.session.send_direct(id, len, wire_free) {
+                    DirectSend::Framed(d) => {
+                        assert!(wire_free, "framed for a caller without the transport");
+                        assert!(!pending, "framed ahead of queued frames");
+                        assert!(d.id == id && d.len > 0 && d.len <= len, "{d:?} for {len}");
+                        let frame = Frame::Data {
+                            id,
+                            flags: d.flags,
+                            payload: Bytes::from(vec![0xD1; d.len]),
+                        };
+                        self.check_sent(&frame, closed);
+                    }
+                    DirectSend::AwaitWindow => {
+                        let peer = self
+                            .session
+                            .peer_hello()
+                            .copied()
+                            .expect("a window to wait for before the peer's HELLO");
+                        let credit = u64::from(peer.initial_window)
+                            + self.granted.get(&id).copied().unwrap_or_default();
+                        let sent = self.data_sent.get(&id).copied().unwrap_or_default();
+                        assert!(
+                            sent >= credit,
+                            "stream {id} waits with {sent} of {credit} sent"
+                        );
+                    }
+                    DirectSend::Declined => {}
+                }
             }
             _ => {
                 // Pull a few frames only, leaving the rest queued.

@@ -7,6 +7,7 @@
 //! session's lock while doing I/O. The write side is shared with the
 //! streams (`egress`), which may write a large DATA frame themselves.
 
+use bytes::BufMut;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -98,10 +99,14 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             if self.read_closed {
                 return true;
             }
-            if !wants_read || self.read.bytes().len() >= READ_HIGH_WATER || !self.read.make_room() {
+            if !wants_read || self.read.bytes().len() >= READ_HIGH_WATER {
                 return false;
             }
-            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, self.read.bytes()) {
+            let Some(limit) = self.read.make_room() else {
+                return false;
+            };
+            let mut dst = self.read.bytes().limit(limit);
+            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut dst) {
                 Poll::Pending => return true,
                 Poll::Ready(Ok(0)) => self.read_closed = true,
                 Poll::Ready(Ok(n)) => self.read.note_read(n),

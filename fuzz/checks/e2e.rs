@@ -564,6 +564,7 @@ fn config_from(cfg: &[u8; 8]) -> Config {
     c.keepalive_timeout = Duration::from_secs(u64::from((cfg[4] >> 3) & 3) + 1);
     c.open_timeout = Duration::from_secs(u64::from(cfg[6] >> 4) + 1);
     c.close_timeout = Duration::from_secs(u64::from(cfg[7] >> 4));
+    c.direct_writes = cfg[6] & 8 == 0;
     c
 }
 

@@ -98,6 +98,7 @@ impl Harness {
         if cfg[0] & 2 != 0 {
             c.keepalive_interval = None;
         }
+        c.direct_writes = cfg[0] & 8 == 0;
         c.max_frame_payload = [1, 4, 16, 64, 1000, 65_536][usize::from(cfg[1] % 6)];
         c.initial_window = [0, 1, 8, 100, 65_536, u32::MAX][usize::from(cfg[2] % 6)];
         c.max_window = c.initial_window.saturating_mul(u32::from(cfg[3] % 4) + 1);

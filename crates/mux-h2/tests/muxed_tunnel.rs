@@ -439,8 +439,8 @@ async fn write_until_stalled(stream: &mut Stream, chunk: &[u8], written: &mut us
 }
 
 /// A stream whose reader never reads stops its writer once the peer's
-/// window is full (and, for writes that are buffered, the local send
-/// buffer), with nothing else buffered in between; another stream on the same tunnel keeps moving meanwhile;
+/// window and the local send buffer are full, with nothing else buffered
+/// in between; another stream on the same tunnel keeps moving meanwhile;
 /// once the reader reads, everything written arrives.
 async fn stalled_stream_pushes_back_and_others_flow(mode: Mode) {
     let mut config = quiet_config();
@@ -480,19 +480,15 @@ async fn stalled_stream_pushes_back_and_others_flow(mode: Mode) {
     let limit = STALL_WINDOW + STALL_SEND_BUFFER + chunk.len();
     let mut written = 0;
     // A busy machine can pause a write past the stall time early; keep
-    // going until the writer has at least filled the peer's window (the
-    // command byte took one byte of it). 16 KiB writes count as large: with
-    // nothing buffered they wait for window rather than fill the send
-    // buffer, so the writer may stop right at the window.
-    let filled = STALL_WINDOW - 1;
+    // going until the writer has at least filled the peer's window.
     for _ in 0..50 {
         write_until_stalled(&mut stalled, &chunk, &mut written, limit).await;
-        if written >= filled {
+        if written >= STALL_WINDOW {
             break;
         }
     }
     assert!(
-        written >= filled,
+        written >= STALL_WINDOW,
         "{mode:?}: stalled after only {written} bytes"
     );
 

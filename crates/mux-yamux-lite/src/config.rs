@@ -36,10 +36,8 @@ pub struct Config {
     /// this. Default 256.
     pub max_pending_opens: usize,
     /// Bytes a stream's writer may queue beyond what has been framed; a
-    /// writer blocks past it. A write of 8 KiB or more that finds nothing
-    /// queued and the peer's window closed is not queued: it waits for
-    /// window, as yamux's writes do, and then leaves straight from the
-    /// caller's buffer. Default 256 KiB.
+    /// writer blocks past it (see `direct_writes` for large writes).
+    /// Default 256 KiB.
     pub send_buffer: usize,
     /// What the send buffers of all streams together aim to stay under:
     /// while many streams have data to send, each may queue only its share
@@ -70,6 +68,16 @@ pub struct Config {
     /// How long `close()` lets open streams drain, and how long a dropped
     /// stream may wait for the peer's FIN, before they are reset. Default 30 s.
     pub close_timeout: Duration,
+    /// Let a write of 8 KiB or more go straight from the caller's buffer to
+    /// the transport, written by the writing task, when nothing is queued
+    /// ahead of it; while the peer's window is closed such a write then
+    /// waits, as yamux's writes do, instead of being buffered. It saves a
+    /// copy per byte, which pays on in-memory transports (bulk over
+    /// `tokio::io::duplex` +15–30%), but it moves the transport write onto
+    /// the writer's task, and over TCP, where the syscall is the expensive
+    /// part, the driver writing batches in parallel measured faster
+    /// (`docs/BENCHMARKS.md`). Default `false`.
+    pub direct_writes: bool,
 }
 
 impl Default for Config {
@@ -91,6 +99,7 @@ impl Default for Config {
             keepalive_timeout: Duration::from_secs(30),
             open_timeout: Duration::from_secs(75),
             close_timeout: Duration::from_secs(30),
+            direct_writes: false,
         }
     }
 }

@@ -22,11 +22,14 @@ pub(crate) type SharedRef = Arc<Conn>;
 pub(crate) struct Conn {
     state: Mutex<Shared>,
     pub(crate) egress: Mutex<Egress>,
+    /// `Config::direct_writes`, readable without a lock.
+    pub(crate) direct_writes: bool,
 }
 
 impl Conn {
     pub(crate) fn new(shared: Shared, egress: Egress) -> Self {
         Self {
+            direct_writes: shared.session.config().direct_writes,
             state: Mutex::new(shared),
             egress: Mutex::new(egress),
         }

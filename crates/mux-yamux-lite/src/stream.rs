@@ -21,10 +21,10 @@ use crate::wire::lite;
 ///   for the transport), so it waits on the peer's window.
 /// - Dropping the handle closes both directions: written bytes are still
 ///   delivered, then FIN; bytes that arrive later are discarded.
-/// - A write of 8 KiB or more goes straight from the caller's buffer to
-///   the transport when nothing else waits to be sent; with the peer's
-///   window closed and nothing queued it waits for window rather than
-///   being copied into the send buffer (`Config::send_buffer`).
+/// - With `Config::direct_writes`, a write of 8 KiB or more goes straight
+///   from the caller's buffer to the transport when nothing else waits to
+///   be sent, and waits while the peer's window is closed rather than
+///   being copied into the send buffer.
 #[derive(Debug)]
 pub struct Stream {
     id: u32,
@@ -242,7 +242,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         this.check_deadline(Direction::Write)?;
-        if data.len() >= COPY_OUTSIDE_LOCK {
+        if data.len() >= COPY_OUTSIDE_LOCK && this.shared.direct_writes {
             match this.try_write_direct(cx, data) {
                 Some(Poll::Ready(result)) => return Poll::Ready(result),
                 Some(Poll::Pending) => return this.park_write(cx),

@@ -1,6 +1,7 @@
-//! Large writes that leave straight from the application's buffer.
+//! Large writes that leave straight from the application's buffer
+//! (`Config::direct_writes`).
 //!
-//! A write of 8 KiB or more with nothing queued ahead of it is framed by
+//! With the option set, a write of 8 KiB or more with nothing queued ahead of it is framed by
 //! `Session::send_direct` and written by the writing task itself; these
 //! tests check when the session allows it (sans-IO), that the bytes on the
 //! wire keep their order when the transport takes only part of a frame,
@@ -39,6 +40,12 @@ fn pattern(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31) ^ seed)
         .collect()
+}
+
+/// A configuration with direct writes on.
+fn direct(mut c: Config) -> Config {
+    c.direct_writes = true;
+    c
 }
 
 /// Delivers every frame `from` has to send to `to`.
@@ -81,7 +88,7 @@ fn drain(session: &mut Session, id: u32) -> Vec<u8> {
 #[test]
 fn send_direct_frames_only_the_next_frame_and_waits_on_a_closed_window() {
     let now = Instant::now();
-    let mut client = Session::new(Role::Client, Config::default(), now);
+    let mut client = Session::new(Role::Client, direct(Config::default()), now);
     let mut server = Session::new(Role::Server, Config::default(), now);
     let id = client.open(now).unwrap().unwrap();
     // No peer HELLO yet: nothing may be sent.
@@ -153,6 +160,35 @@ fn send_direct_frames_only_the_next_frame_and_waits_on_a_closed_window() {
     assert_eq!(client.send_direct(third, FRAME, true), DirectSend::Declined);
 }
 
+#[test]
+fn without_the_option_send_direct_always_declines() {
+    let now = Instant::now();
+    let mut client = Session::new(Role::Client, Config::default(), now);
+    let mut server = Session::new(Role::Server, Config::default(), now);
+    let id = client.open(now).unwrap().unwrap();
+    settle(&mut client, &mut server, now);
+    assert!(!client.wants_transmit());
+    assert_eq!(client.send_direct(id, FRAME, true), DirectSend::Declined);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_option_a_large_write_on_a_closed_window_is_buffered() {
+    bounded(async {
+        let (conn, mut peer) = connect_with_capacity(Role::Client, quiet_config(), 1 << 20);
+        handshake_with_window(&mut peer, FRAME as u32).await;
+        let mut stream = conn.open_stream().await.unwrap();
+        assert_eq!(peer.recv().await, Some(syn(stream.id().0)));
+        let data = pattern(5, 2 * FRAME);
+        assert_eq!(stream.write(&data[..FRAME]).await.unwrap(), FRAME);
+        let buffered = stream.write(&data[FRAME..]).now_or_never();
+        assert!(
+            matches!(buffered, Some(Ok(n)) if n == FRAME),
+            "buffered within send_buffer: {buffered:?}"
+        );
+    })
+    .await;
+}
+
 /// Collects DATA payloads of stream `id` until `len` bytes arrived,
 /// answering pings and returning window credit as they are read.
 async fn read_data(peer: &mut RawPeer, id: u32, len: usize) -> Vec<u8> {
@@ -183,7 +219,7 @@ async fn read_data(peer: &mut RawPeer, id: u32, len: usize) -> Vec<u8> {
 async fn a_direct_frame_the_transport_takes_in_part_is_finished_by_the_driver_in_order() {
     bounded(async {
         // A 1000-byte pipe: every 64 KiB frame is taken in small parts.
-        let (conn, mut peer) = connect_with_capacity(Role::Client, quiet_config(), 1000);
+        let (conn, mut peer) = connect_with_capacity(Role::Client, direct(quiet_config()), 1000);
         peer.handshake().await;
         let mut stream = conn.open_stream().await.unwrap();
         assert_eq!(peer.recv().await, Some(syn(stream.id().0)));
@@ -213,7 +249,7 @@ async fn a_direct_frame_the_transport_takes_in_part_is_finished_by_the_driver_in
 #[tokio::test(start_paused = true)]
 async fn a_large_write_on_a_closed_window_waits_and_loses_nothing() {
     bounded(async {
-        let (conn, mut peer) = connect_with_capacity(Role::Client, quiet_config(), 1 << 20);
+        let (conn, mut peer) = connect_with_capacity(Role::Client, direct(quiet_config()), 1 << 20);
         handshake_with_window(&mut peer, FRAME as u32).await;
         let mut stream = conn.open_stream().await.unwrap();
         let id = stream.id().0;
@@ -241,7 +277,7 @@ async fn a_transport_error_in_a_direct_write_fails_the_writer_and_the_connection
         // Enough for the handshake and the SYN, not for a 64 KiB frame.
         let (a, b) = tokio::io::duplex(1 << 20);
         let io = FaultyIo::new(a, 1000, Fault::Error(io::ErrorKind::BrokenPipe));
-        let conn = Connection::new(io, Role::Client, quiet_config());
+        let conn = Connection::new(io, Role::Client, direct(quiet_config()));
         let mut peer = RawPeer::new(b);
         peer.handshake().await;
         let mut stream = conn.open_stream().await.unwrap();

@@ -167,7 +167,8 @@ impl Session {
     /// wire at once, ahead of anything the session yields later, so a large
     /// write can go from the application's buffer to the transport without
     /// a copy into the send buffer. `wire_free` says that the caller holds
-    /// the transport and nothing is queued on it.
+    /// the transport and nothing is queued on it. Always `Declined` unless
+    /// `Config::direct_writes` is set.
     ///
     /// Frames only when the frame would be the very next one anyway: the
     /// session has nothing else to send
@@ -178,7 +179,7 @@ impl Session {
     /// large writer that buffered while the window was closed would stay
     /// ahead of it, and so buffer (copy) every later write too.
     pub fn send_direct(&mut self, id: u32, max: usize, wire_free: bool) -> DirectSend {
-        if max == 0 || self.peer.is_none() || self.is_closing() {
+        if !self.config.direct_writes || max == 0 || self.peer.is_none() || self.is_closing() {
             return DirectSend::Declined;
         }
         let max_payload = self

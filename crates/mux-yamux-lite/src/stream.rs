@@ -178,17 +178,18 @@ impl Stream {
         let head = lite::data_head(direct.id, direct.flags, direct.len);
         let result = egress.write_direct(cx, &head, payload);
         drop(egress);
-        let mut guard = lock(&self.shared);
         Some(Poll::Ready(match result {
+            // The common case takes no second lock.
             Ok(DirectWrite::Written) => Ok(direct.len),
             Ok(DirectWrite::Queued) => {
-                guard.wake_driver();
+                lock(&self.shared).wake_driver();
                 Ok(direct.len)
             }
             Err(e) => {
                 // The frame is lost with the transport: this writer learns
                 // it now, everyone else as the connection closes.
                 tracing::debug!(error = %e, "transport write failed");
+                let mut guard = lock(&self.shared);
                 guard.session.transport_closed(Some(e));
                 guard.wake_driver();
                 guard.wake_pending();

@@ -94,12 +94,7 @@ impl Egress {
             let (h, p) = unsent(head, payload, sent);
             let slices = [IoSlice::new(h), IoSlice::new(p)];
             match self.io()?.poll_write_vectored(cx, &slices) {
-                Poll::Ready(Ok(0)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "transport accepted no bytes",
-                    ))
-                }
+                Poll::Ready(Ok(0)) => return Err(write_zero()),
                 Poll::Ready(Ok(n)) => sent = sent.saturating_add(n),
                 Poll::Ready(Err(e)) => return Err(e),
                 Poll::Pending => break,
@@ -128,12 +123,7 @@ impl Egress {
         while !self.out.is_empty() {
             match self.out.poll_write(io.as_mut(), cx) {
                 Poll::Pending => break,
-                Poll::Ready(Ok(0)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "transport accepted no bytes",
-                    ))
-                }
+                Poll::Ready(Ok(0)) => return Err(write_zero()),
                 Poll::Ready(Ok(_)) => wrote = true,
                 Poll::Ready(Err(e)) => return Err(e),
             }
@@ -153,6 +143,10 @@ impl Egress {
             Err(e) => Poll::Ready(Err(e)),
         }
     }
+}
+
+fn write_zero() -> io::Error {
+    io::Error::new(io::ErrorKind::WriteZero, "transport accepted no bytes")
 }
 
 /// The parts of `head` and `payload` after the first `sent` bytes.

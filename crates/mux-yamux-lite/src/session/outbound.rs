@@ -97,10 +97,7 @@ impl Session {
 
     /// One DATA frame of stream `id`, bounded by window and frame size.
     fn data_frame(&mut self, id: u32) -> Option<Frame> {
-        let max_payload = self
-            .peer
-            .map_or(0, |h| h.max_frame_payload)
-            .min(self.config.max_frame_payload);
+        let max_payload = self.max_payload();
         let s = self.streams.get_mut(&id)?;
         s.flags.in_data_queue = false;
         if !s.can_send() {
@@ -108,11 +105,7 @@ impl Session {
         }
         // A SYN or ACK still owed rides on the first DATA frame.
         let mut flags = s.take_handshake_flags();
-        let n = s
-            .send_buf
-            .len()
-            .min(usize::try_from(s.send_window).unwrap_or(usize::MAX))
-            .min(usize::try_from(max_payload).unwrap_or(usize::MAX));
+        let n = data_len(s.send_buf.len(), s.send_window, max_payload);
         let payload = s.send_buf.take(n, &mut self.spares);
         let n = payload.len();
         let n32 = u32::try_from(n).unwrap_or(u32::MAX);
@@ -126,13 +119,31 @@ impl Session {
             s.flags.in_data_queue = true;
             self.data_queue.push_back(id);
         }
+        self.count_payload_sent(n);
+        self.events.push_back(Event::Writable(id));
+        Some(Frame::Data { id, flags, payload })
+    }
+
+    /// The largest DATA payload both sides accept (0 before the peer's HELLO).
+    fn max_payload(&self) -> u32 {
+        self.peer
+            .map_or(0, |h| h.max_frame_payload)
+            .min(self.config.max_frame_payload)
+    }
+
+    fn count_payload_sent(&mut self, n: usize) {
         self.stats.bytes_sent = self
             .stats
             .bytes_sent
             .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
-        self.events.push_back(Event::Writable(id));
-        Some(Frame::Data { id, flags, payload })
     }
+}
+
+/// The payload of the next DATA frame: what is there to send, within the
+/// peer's window and the frame size.
+fn data_len(have: usize, send_window: u32, max_payload: u32) -> usize {
+    have.min(usize::try_from(send_window).unwrap_or(usize::MAX))
+        .min(usize::try_from(max_payload).unwrap_or(usize::MAX))
 }
 
 /// A DATA frame the session has framed for its caller to write itself
@@ -182,10 +193,7 @@ impl Session {
         if !self.config.direct_writes || max == 0 || self.peer.is_none() || self.is_closing() {
             return DirectSend::Declined;
         }
-        let max_payload = self
-            .peer
-            .map_or(0, |h| h.max_frame_payload)
-            .min(self.config.max_frame_payload);
+        let max_payload = self.max_payload();
         let pending = self.wants_transmit();
         let Some(s) = self.streams.get_mut(&id) else {
             return DirectSend::Declined;
@@ -199,18 +207,14 @@ impl Session {
         if pending || !wire_free || !s.send_buf.is_empty() {
             return DirectSend::Declined;
         }
-        let len = max
-            .min(usize::try_from(s.send_window).unwrap_or(usize::MAX))
-            .min(usize::try_from(max_payload).unwrap_or(usize::MAX));
+        let len = data_len(max, s.send_window, max_payload);
         let flags = s.take_handshake_flags();
         s.send_window = s
             .send_window
             .saturating_sub(u32::try_from(len).unwrap_or(u32::MAX));
+        // What `poll_frame` counts for a frame it yields.
         self.stats.frames_sent = self.stats.frames_sent.saturating_add(1);
-        self.stats.bytes_sent = self
-            .stats
-            .bytes_sent
-            .saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
+        self.count_payload_sent(len);
         DirectSend::Framed(DirectData { id, flags, len })
     }
 }

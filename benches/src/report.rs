@@ -1,5 +1,6 @@
 //! The markdown table of the summary: absolute figures per contender, then
-//! mux-yamux-lite's ratio to raw and to yamux.
+//! mux-yamux-lite's ratio to raw and to yamux, and its direct-writes
+//! variant's ratio to raw.
 
 use std::fmt::Write as _;
 
@@ -28,9 +29,9 @@ pub fn cell_text(cell: &Cell, metric: &Metric) -> String {
 }
 
 /// `ours ÷ other` as `0.42×`, when both are figures.
-fn ratio(row: &Row, other: Contender) -> String {
+fn ratio(row: &Row, ours: Contender, other: Contender) -> String {
     match (
-        row.cell(Contender::Mux).and_then(Cell::value),
+        row.cell(ours).and_then(Cell::value),
         row.cell(other).and_then(Cell::value),
     ) {
         (Some(ours), Some(theirs)) if theirs != 0.0 => format!("{:.2}×", ours / theirs),
@@ -45,12 +46,12 @@ pub fn markdown(rows: &[Row]) -> String {
     for contender in Contender::ALL {
         let _ = write!(out, " {} |", contender.name());
     }
-    let _ = writeln!(out, " ours ÷ raw | ours ÷ yamux |");
+    let _ = writeln!(out, " ours ÷ raw | ours ÷ yamux | direct ÷ raw |");
     let _ = write!(out, "|---|---|---|---|");
     for _ in Contender::ALL {
         let _ = write!(out, "---:|");
     }
-    let _ = writeln!(out, "---:|---:|");
+    let _ = writeln!(out, "---:|---:|---:|");
     let mut errors = Vec::new();
     for row in rows {
         let better = if row.metric.higher_is_better {
@@ -83,9 +84,10 @@ pub fn markdown(rows: &[Row]) -> String {
         }
         let _ = writeln!(
             out,
-            " {} | {} |",
-            ratio(row, Contender::Raw),
-            ratio(row, Contender::Yamux)
+            " {} | {} | {} |",
+            ratio(row, Contender::Mux, Contender::Raw),
+            ratio(row, Contender::Mux, Contender::Yamux),
+            ratio(row, Contender::MuxDirect, Contender::Raw)
         );
     }
     if !errors.is_empty() {

@@ -75,8 +75,11 @@ pub struct Config {
     /// copy per byte, which pays on in-memory transports (bulk over
     /// `tokio::io::duplex`: +35% in an A/B), but it moves the transport
     /// write onto the writer's task, and over TCP, where the syscall is the
-    /// expensive part, it halved bulk throughput: the driver writing
-    /// batches in parallel with the writer is worth more there
+    /// expensive part, a single bulk stream on an idle machine loses
+    /// (−13% to −50% in A/Bs): the driver writing batches in parallel with
+    /// the writer is worth more there. It costs less CPU per byte on every
+    /// transport measured (−3% to −22%), so it also suits a machine whose
+    /// cores are all busy, and 100 streams over TCP gained 6%
     /// (`docs/BENCHMARKS.md`). Default `false`.
     pub direct_writes: bool,
 }

@@ -10,8 +10,10 @@
 //! corrupted data is caught. Every `--interval` seconds a line reports RSS
 //! (`/proc/self/status` VmRSS), live streams and counters; the summary at
 //! the end fails (exit 1) on corruption, unexpected errors, streams left in
-//! the session tables, or RSS growing more than 20% between the 25% mark
-//! and the end.
+//! the session tables, or RSS still climbing at the end: the highest sample
+//! of the last quarter more than 10% above the highest of the third. A
+//! plateau passes however late it came; a leak, which keeps climbing,
+//! fails. Runs shorter than 4 intervals per quarter give no RSS verdict.
 //!
 //! ```text
 //! cargo run --release --example soak -p mux-yamux-lite -- --minutes 10
@@ -520,6 +522,8 @@ async fn main() {
     let rss_start = rss_kib();
     let mut rss_max = rss_start;
     let mut rss_mark: Option<u64> = None;
+    // (fraction of the run, RSS) at every sample.
+    let mut samples: Vec<(f64, u64)> = Vec::new();
     let mut last_bytes = 0u64;
     let interval = Duration::from_secs(args.interval.max(1));
     let mut next = start + interval;
@@ -545,6 +549,7 @@ async fn main() {
         if rss_mark.is_none() && now >= start + total / 4 {
             rss_mark = Some(rss);
         }
+        samples.push(((now - start).as_secs_f64() / total.as_secs_f64(), rss));
         let bytes = c.bytes_verified.load(Relaxed);
         let secs = interval.as_secs_f64();
         println!(
@@ -584,14 +589,20 @@ async fn main() {
 
     let rss_mark = rss_mark.unwrap_or(rss_start);
     let growth = (rss_end_load as f64 - rss_mark as f64) / rss_mark.max(1) as f64;
+    samples.push((1.0, rss_end_load));
+    let trend = rss_trend(&samples);
     let errors = c.errors.load(Relaxed);
     let corrupt = c.corrupt.load(Relaxed);
     let stalled = c.stalled.load(Relaxed);
     println!("---- soak summary ({:.1} s)", start.elapsed().as_secs_f64());
     println!(
         "rss KiB: start {rss_start}, at 25% {rss_mark}, end {rss_end_load}, max {rss_max} \
-         (growth after warm-up {:+.1}%)",
-        growth * 100.0
+         (growth after warm-up {:+.1}%; {})",
+        growth * 100.0,
+        match trend {
+            Some(t) => format!("last quarter's peak {:+.1}% over the third's", t * 100.0),
+            None => "too few samples per quarter for a trend".to_owned(),
+        }
     );
     println!(
         "streams: opened {}, exchanges {}, client resets {}, client drops {}, server resets {}",
@@ -629,8 +640,8 @@ async fn main() {
     if tbl_c > 0 || tbl_s > 0 {
         failed.push("streams leaked in the session tables");
     }
-    if growth > 0.20 {
-        failed.push("RSS grew more than 20% after warm-up");
+    if trend.is_some_and(|t| t > MAX_LAST_QUARTER_GROWTH) {
+        failed.push("RSS still climbing: last quarter's peak more than 10% over the third's");
     }
     if !matches!(closed, Ok(Ok(()))) {
         failed.push("close did not complete cleanly");
@@ -640,5 +651,56 @@ async fn main() {
     } else {
         println!("soak: FAIL: {}", failed.join("; "));
         std::process::exit(1);
+    }
+}
+
+/// The most the last quarter's RSS peak may exceed the third quarter's.
+const MAX_LAST_QUARTER_GROWTH: f64 = 0.10;
+/// Samples each of the two quarters needs for a verdict.
+const MIN_SAMPLES_PER_QUARTER: usize = 4;
+
+/// How much higher RSS peaked in the last quarter of the run than in the
+/// third, as a fraction; `None` with too few samples. Memory that levels
+/// off, even late, scores near 0; memory that keeps growing scores its
+/// growth over a quarter of the run.
+fn rss_trend(samples: &[(f64, u64)]) -> Option<f64> {
+    let peak = |from: f64, to: f64| {
+        let quarter: Vec<u64> = samples
+            .iter()
+            .filter(|(at, _)| *at >= from && *at <= to)
+            .map(|(_, rss)| *rss)
+            .collect();
+        (quarter.len() >= MIN_SAMPLES_PER_QUARTER).then(|| quarter.into_iter().max().unwrap_or(0))
+    };
+    let third = peak(0.5, 0.75)?;
+    let last = peak(0.75, 1.0)?;
+    Some((last as f64 - third as f64) / third.max(1) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rss_trend;
+
+    fn run(rss: impl Fn(f64) -> u64) -> Vec<(f64, u64)> {
+        (1..=60)
+            .map(|i| f64::from(i) / 60.0)
+            .map(|at| (at, rss(at)))
+            .collect()
+    }
+
+    #[test]
+    fn a_late_plateau_passes_and_a_steady_leak_fails() {
+        // Session 5's shape: a step up between 50% and 75%, then flat.
+        let step = run(|at| if at < 0.6 { 38_000 } else { 51_000 });
+        assert!(rss_trend(&step).unwrap() < 0.01);
+        // A leak of 1 MiB per sample from 30 MiB.
+        let leak = run(|at| 30_000 + (at * 60.0) as u64 * 1024);
+        assert!(rss_trend(&leak).unwrap() > 0.10);
+    }
+
+    #[test]
+    fn a_short_run_gives_no_verdict() {
+        let short: Vec<(f64, u64)> = (1..=6).map(|i| (f64::from(i) / 6.0, 1000)).collect();
+        assert_eq!(rss_trend(&short), None);
     }
 }

@@ -1,7 +1,9 @@
 //! Heap allocations in steady state, and the heap an idle connection keeps,
 //! observed by a global allocator: a bulk stream allocates nothing per frame
 //! and, as written payload buffers are reused, less than one buffer per
-//! application write (none with `Config::direct_writes`); a stream of small messages allocates nothing per message once warmed up;
+//! application write (none with `Config::direct_writes`), and many
+//! concurrent writers reuse buffers too; a stream of small messages
+//! allocates nothing per message once warmed up;
 //! a connection that has gone quiet lets go of its read blocks and reusable
 //! payload buffers.
 //!
@@ -88,6 +90,17 @@ async fn stream_pair_with(config: Config) -> (Stream, Stream, Connection, Connec
     (out, inbound, client, server)
 }
 
+/// Reads `total` bytes from `rx`, in 64 KiB reads.
+async fn drain(rx: &mut Stream, total: usize) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < total {
+        let n = rx.read(&mut buf).await.unwrap();
+        assert!(n > 0, "early EOF");
+        got += n;
+    }
+}
+
 /// Allocations per 64 KiB write while one stream moves bulk data.
 async fn bulk_allocations_per_write(config: Config) -> f64 {
     const WRITE: usize = 64 * 1024;
@@ -96,13 +109,7 @@ async fn bulk_allocations_per_write(config: Config) -> f64 {
     let (mut tx, mut rx, _client, _server) = stream_pair_with(config).await;
     let block = vec![0x5au8; WRITE];
     let reader = async move {
-        let mut buf = vec![0u8; WRITE];
-        let mut total = 0;
-        while total < (WARMUP + MEASURED) * WRITE {
-            let n = rx.read(&mut buf).await.unwrap();
-            assert!(n > 0, "early EOF");
-            total += n;
-        }
+        drain(&mut rx, (WARMUP + MEASURED) * WRITE).await;
         rx
     };
     let writer = async {
@@ -127,6 +134,62 @@ async fn bulk_transfer_allocates_nothing_per_frame_and_reuses_payload_buffers() 
     // and allocates); 1.00 before buffers were reused.
     let per_write = bulk_allocations_per_write(Config::default()).await;
     assert!(per_write <= 0.5, "{per_write:.2} allocations per write");
+}
+
+/// Allocations per 64 KiB write while `streams` streams write at once.
+async fn concurrent_allocations_per_write(streams: usize) -> f64 {
+    const WRITE: usize = 64 * 1024;
+    const WARMUP: usize = 16;
+    const MEASURED: usize = 64;
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let client = Connection::new(a, Role::Client, Config::default());
+    let server = Connection::new(b, Role::Server, Config::default());
+    let block = vec![0x5au8; WRITE];
+    let mut pairs = Vec::new();
+    for _ in 0..streams {
+        let mut out = client.open_stream().await.unwrap();
+        out.write_all(b"hi").await.unwrap();
+        let mut inbound = server.accept_stream().await.unwrap();
+        inbound.read_exact(&mut [0u8; 2]).await.unwrap();
+        pairs.push((out, inbound));
+    }
+    let (writers, readers): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+    let readers = futures::future::join_all(
+        readers
+            .into_iter()
+            .map(|mut rx| async move { drain(&mut rx, (WARMUP + MEASURED) * WRITE).await }),
+    );
+    let writers = async {
+        let mut writers = writers;
+        write_round(&mut writers, &block, WARMUP).await;
+        let before = allocations();
+        write_round(&mut writers, &block, MEASURED).await;
+        allocations() - before
+    };
+    let (counted, _) = tokio::join!(writers, readers);
+    counted as f64 / (MEASURED * streams) as f64
+}
+
+/// Every stream of `writers` makes `writes` writes of `block`, all at once.
+async fn write_round(writers: &mut [Stream], block: &[u8], writes: usize) {
+    futures::future::join_all(writers.iter_mut().map(|tx| async move {
+        for _ in 0..writes {
+            tx.write_all(block).await.unwrap();
+        }
+    }))
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_writers_reuse_payload_buffers() {
+    // 16 streams writing at once keep a megabyte of payloads in flight
+    // (the connection's 1 MiB send budget, cut into shares), in buffers of
+    // many sizes. Measured (deterministic here): 0.90 allocations per
+    // 64 KiB write with the pool's 32 buffers and 2 MiB, 1.19 with the
+    // earlier 8 buffers; 0.44 with 8 MiB, a bound not taken because it is
+    // memory kept per connection.
+    let per_write = concurrent_allocations_per_write(16).await;
+    assert!(per_write <= 1.0, "{per_write:.2} allocations per write");
 }
 
 #[tokio::test]

@@ -129,10 +129,12 @@ impl Connection {
         .await
     }
 
-    /// Whether the connection is closing or closed.
+    /// Whether the connection is closed or shutting down: it has ended, or
+    /// either side sent GO_AWAY, so no new stream can open on it (streams
+    /// already open may still be running).
     pub fn is_closed(&self) -> bool {
         let guard = lock(&self.shared);
-        guard.driver_done || guard.session.is_closing()
+        guard.driver_done || guard.session.refuses_new_streams()
     }
 
     /// The latest round-trip time measured by ping.

@@ -341,6 +341,10 @@ async fn syn_after_the_peers_go_away_is_refused_and_existing_streams_continue() 
         assert_eq!(conn.stats().streams_refused, 1);
         let err = conn.accept_stream().await.unwrap_err();
         assert!(matches!(err, ConnError::GoAway { code: 0 }), "{err:?}");
+        // Shutting down: a pool must not pick it for new streams.
+        assert!(conn.is_closed());
+        let err = conn.open_stream().await.unwrap_err();
+        assert!(matches!(err, ConnError::GoAway { code: 0 }), "{err:?}");
         peer.send(data(1, Flags::FIN, b"old stream")).await;
         let mut got = String::new();
         s.read_to_string(&mut got).await.unwrap();

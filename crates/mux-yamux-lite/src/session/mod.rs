@@ -276,6 +276,13 @@ impl Session {
             .unwrap_or(now)
     }
 
+    /// Whether either side has said that no new streams may open (a
+    /// GO_AWAY sent or received), or the connection has closed. Streams
+    /// already open may still be running.
+    pub fn refuses_new_streams(&self) -> bool {
+        self.is_closing() || self.go_away_received.is_some()
+    }
+
     /// Whether the connection has started closing or has closed.
     pub fn is_closing(&self) -> bool {
         !matches!(self.lifecycle, Lifecycle::Active)

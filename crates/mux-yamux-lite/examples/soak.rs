@@ -521,7 +521,6 @@ async fn main() {
     // Sampling.
     let rss_start = rss_kib();
     let mut rss_max = rss_start;
-    let mut rss_mark: Option<u64> = None;
     // (fraction of the run, RSS) at every sample.
     let mut samples: Vec<(f64, u64)> = Vec::new();
     let mut last_bytes = 0u64;
@@ -546,9 +545,6 @@ async fn main() {
         let now = Instant::now();
         let rss = rss_kib();
         rss_max = rss_max.max(rss);
-        if rss_mark.is_none() && now >= start + total / 4 {
-            rss_mark = Some(rss);
-        }
         samples.push(((now - start).as_secs_f64() / total.as_secs_f64(), rss));
         let bytes = c.bytes_verified.load(Relaxed);
         let secs = interval.as_secs_f64();
@@ -587,9 +583,13 @@ async fn main() {
     let closed = tokio::time::timeout(Duration::from_secs(40), client.close()).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), acceptor).await;
 
-    let rss_mark = rss_mark.unwrap_or(rss_start);
-    let growth = (rss_end_load as f64 - rss_mark as f64) / rss_mark.max(1) as f64;
     samples.push((1.0, rss_end_load));
+    // The first sample past the warm-up quarter.
+    let rss_mark = samples
+        .iter()
+        .find(|(at, _)| *at >= 0.25)
+        .map_or(rss_start, |(_, rss)| *rss);
+    let growth = (rss_end_load as f64 - rss_mark as f64) / rss_mark.max(1) as f64;
     let trend = rss_trend(&samples);
     let errors = c.errors.load(Relaxed);
     let corrupt = c.corrupt.load(Relaxed);
@@ -665,12 +665,11 @@ const MIN_SAMPLES_PER_QUARTER: usize = 4;
 /// growth over a quarter of the run.
 fn rss_trend(samples: &[(f64, u64)]) -> Option<f64> {
     let peak = |from: f64, to: f64| {
-        let quarter: Vec<u64> = samples
+        let (count, max) = samples
             .iter()
-            .filter(|(at, _)| *at >= from && *at <= to)
-            .map(|(_, rss)| *rss)
-            .collect();
-        (quarter.len() >= MIN_SAMPLES_PER_QUARTER).then(|| quarter.into_iter().max().unwrap_or(0))
+            .filter(|(at, _)| (from..=to).contains(at))
+            .fold((0, 0), |(n, max), (_, rss)| (n + 1, max.max(*rss)));
+        (count >= MIN_SAMPLES_PER_QUARTER).then_some(max)
     };
     let third = peak(0.5, 0.75)?;
     let last = peak(0.75, 1.0)?;

@@ -35,15 +35,12 @@ const MIN_CAPACITY: usize = crate::stream::COPY_OUTSIDE_LOCK;
 #[derive(Debug, Default)]
 pub(crate) struct PayloadPool {
     free: Vec<BytesMut>,
-    /// The capacities in `free`, summed.
-    bytes: usize,
 }
 
 impl PayloadPool {
     /// An empty buffer with room for `len` bytes, reused if one fits.
     pub(crate) fn take(&mut self, len: usize) -> BytesMut {
         while let Some(mut buf) = self.free.pop() {
-            self.bytes = self.bytes.saturating_sub(buf.capacity());
             if buf.try_reclaim(len) {
                 return buf;
             }
@@ -54,6 +51,7 @@ impl PayloadPool {
     /// Keeps the written payloads nothing else refers to, up to the limits;
     /// `spent` is left empty either way.
     pub(crate) fn give_back(&mut self, spent: &mut Vec<Bytes>) {
+        let mut kept = self.bytes();
         for payload in spent.drain(..) {
             if self.free.len() >= MAX_POOLED {
                 continue;
@@ -66,9 +64,9 @@ impl PayloadPool {
             // at least that large (nothing else refers to it).
             let fits = buf.try_reclaim(MIN_CAPACITY)
                 && !buf.try_reclaim(MAX_CAPACITY.saturating_add(1))
-                && self.bytes.saturating_add(buf.capacity()) <= MAX_POOLED_BYTES;
+                && kept.saturating_add(buf.capacity()) <= MAX_POOLED_BYTES;
             if fits {
-                self.bytes = self.bytes.saturating_add(buf.capacity());
+                kept = kept.saturating_add(buf.capacity());
                 self.free.push(buf);
             }
         }
@@ -77,7 +75,11 @@ impl PayloadPool {
     /// Lets go of every kept buffer.
     pub(crate) fn clear(&mut self) {
         self.free = Vec::new();
-        self.bytes = 0;
+    }
+
+    /// The capacity kept, in bytes.
+    fn bytes(&self) -> usize {
+        self.free.iter().map(BytesMut::capacity).sum()
     }
 }
 
@@ -132,7 +134,7 @@ mod tests {
         pool.give_back(&mut spent);
         let most = MAX_POOLED_BYTES / MAX_CAPACITY;
         assert_eq!(pool.free.len(), most);
-        assert!(pool.bytes <= MAX_POOLED_BYTES);
+        assert!(pool.bytes() <= MAX_POOLED_BYTES);
         let _ = pool.take(MAX_CAPACITY);
         assert_eq!(pool.free.len(), most - 1);
         pool.give_back(&mut vec![payload(MAX_CAPACITY)]);
@@ -146,6 +148,6 @@ mod tests {
         let buf = pool.take(64 * 1024);
         assert!(buf.capacity() >= 64 * 1024);
         assert!(pool.free.is_empty());
-        assert_eq!(pool.bytes, 0);
+        assert_eq!(pool.bytes(), 0);
     }
 }

@@ -79,15 +79,26 @@ async fn stream_pair() -> (Stream, Stream, Connection, Connection) {
 }
 
 async fn stream_pair_with(config: Config) -> (Stream, Stream, Connection, Connection) {
+    let (client, server) = connections(config);
+    let (out, inbound) = open_pair(&client, &server).await;
+    (out, inbound, client, server)
+}
+
+/// A client and a server connection over a 1 MiB pipe.
+fn connections(config: Config) -> (Connection, Connection) {
     let (a, b) = tokio::io::duplex(1 << 20);
     let client = Connection::new(a, Role::Client, config.clone());
-    let server = Connection::new(b, Role::Server, config);
+    (client, Connection::new(b, Role::Server, config))
+}
+
+/// Opens a stream on `client` and accepts it on `server`, past the handshake.
+async fn open_pair(client: &Connection, server: &Connection) -> (Stream, Stream) {
     let mut out = client.open_stream().await.unwrap();
     out.write_all(b"hi").await.unwrap();
     let mut inbound = server.accept_stream().await.unwrap();
     let mut hi = [0u8; 2];
     inbound.read_exact(&mut hi).await.unwrap();
-    (out, inbound, client, server)
+    (out, inbound)
 }
 
 /// Reads `total` bytes from `rx`, in 64 KiB reads.
@@ -141,17 +152,11 @@ async fn concurrent_allocations_per_write(streams: usize) -> f64 {
     const WRITE: usize = 64 * 1024;
     const WARMUP: usize = 16;
     const MEASURED: usize = 64;
-    let (a, b) = tokio::io::duplex(1 << 20);
-    let client = Connection::new(a, Role::Client, Config::default());
-    let server = Connection::new(b, Role::Server, Config::default());
+    let (client, server) = connections(Config::default());
     let block = vec![0x5au8; WRITE];
     let mut pairs = Vec::new();
     for _ in 0..streams {
-        let mut out = client.open_stream().await.unwrap();
-        out.write_all(b"hi").await.unwrap();
-        let mut inbound = server.accept_stream().await.unwrap();
-        inbound.read_exact(&mut [0u8; 2]).await.unwrap();
-        pairs.push((out, inbound));
+        pairs.push(open_pair(&client, &server).await);
     }
     let (writers, readers): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
     let readers = futures::future::join_all(

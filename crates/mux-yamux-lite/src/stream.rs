@@ -15,10 +15,11 @@ use crate::wire::lite;
 
 /// One multiplexed stream.
 ///
-/// - `poll_shutdown` is close-write: it completes once FIN is framed behind
-///   every written byte.
-/// - `poll_flush` completes once every written byte has been framed (left
-///   for the transport), so it waits on the peer's window.
+/// - `poll_shutdown` is close-write: it completes once FIN is committed
+///   behind every written byte (see `poll_flush`).
+/// - `poll_flush` completes once every written byte is committed: framed,
+///   or buffered within the peer's window, so the connection sends it
+///   without waiting for the peer. It waits while the window is closed.
 /// - Dropping the handle closes both directions: written bytes are still
 ///   delivered, then FIN; bytes that arrive later are discarded.
 /// - With `Config::direct_writes`, a write of 8 KiB or more goes straight

@@ -31,7 +31,9 @@ use mux_yamux_lite::frame::{Flags, Frame};
 use mux_yamux_lite::session::{DirectSend, ReadChunk, Session};
 use mux_yamux_lite::wire::lite;
 use mux_yamux_lite::{Config, Connection, Role};
-use support::{bounded, connect_with_capacity, handshake_with_window, quiet_config, syn, RawPeer};
+use support::{
+    bounded, connect_with_capacity, deliver, handshake_with_window, quiet_config, syn, RawPeer,
+};
 use tokio::io::AsyncWriteExt;
 
 const FRAME: usize = 64 * 1024;
@@ -46,13 +48,6 @@ fn pattern(seed: u8, len: usize) -> Vec<u8> {
 fn direct(mut c: Config) -> Config {
     c.direct_writes = true;
     c
-}
-
-/// Delivers every frame `from` has to send to `to`.
-fn deliver(from: &mut Session, to: &mut Session, now: Instant) {
-    while let Some(frame) = from.poll_frame(now) {
-        to.handle_frame(frame, now);
-    }
 }
 
 /// Exchanges frames until neither side has anything to send (HELLOs,

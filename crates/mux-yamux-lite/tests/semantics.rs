@@ -285,15 +285,19 @@ async fn reset_with_code_fails_both_sides_and_drops_the_peers_unread_data() {
         let (mut c, mut s) = open_accept(&client, &server).await;
         let (mut c_mark, mut s_mark) = open_accept(&client, &server).await;
 
-        // The server gets 1000 bytes it does not read.
+        // The server gets 1000 bytes it does not read. A marker on another
+        // stream, queued after them, arrives after them: once the server
+        // reads it, the bytes are there, ahead of the RESET.
         c.write_all(&[1u8; 1000]).await.unwrap();
-        c.flush().await.unwrap(); // framed: they precede the RESET on the wire
-        c.reset_with(42);
-        // A marker on another stream, framed after the RESET: once the server
-        // reads it, the RESET has been handled too.
         c_mark.write_all(b"m").await.unwrap();
         s_mark.read_exact(&mut [0u8; 1]).await.unwrap();
         assert_eq!(server.stats().bytes_received, 1001);
+        c.reset_with(42);
+        // A second marker, framed after the RESET: once the server reads
+        // it, the RESET has been handled too.
+        c_mark.write_all(b"n").await.unwrap();
+        s_mark.read_exact(&mut [0u8; 1]).await.unwrap();
+        assert_eq!(server.stats().bytes_received, 1002);
 
         let e = s.read(&mut [0u8; 2000]).await.unwrap_err();
         assert_reset(&e, 42, true);

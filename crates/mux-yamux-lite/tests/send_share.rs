@@ -8,17 +8,13 @@
     clippy::arithmetic_side_effects
 )]
 
+mod support;
+
 use std::time::Instant;
 
 use mux_yamux_lite::session::{Session, MIN_SEND_SHARE};
 use mux_yamux_lite::{Config, Role};
-
-/// Delivers every frame `from` has to send to `to`.
-fn deliver(from: &mut Session, to: &mut Session, now: Instant) {
-    while let Some(frame) = from.poll_frame(now) {
-        to.handle_frame(frame, now);
-    }
-}
+use support::deliver;
 
 /// Writes until the stream's buffer is full; returns the bytes queued.
 fn fill(session: &mut Session, id: u32) -> usize {

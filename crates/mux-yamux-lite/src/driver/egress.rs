@@ -36,6 +36,10 @@ pub(crate) struct Egress {
     /// driver's read half, whatever handles still hold this.
     io: Option<Pin<Box<dyn AsyncWrite + Send>>>,
     pub(super) out: WriteQueue,
+    /// Bytes went to the transport since its last completed flush. An idle
+    /// turn skips the flush otherwise: through `tokio::io::split` even a
+    /// no-op flush takes a lock.
+    flush_owed: bool,
 }
 
 impl std::fmt::Debug for Egress {
@@ -52,6 +56,7 @@ impl Egress {
         Self {
             io: Some(Box::pin(io)),
             out: WriteQueue::new(vectored),
+            flush_owed: false,
         }
     }
 
@@ -100,6 +105,7 @@ impl Egress {
                 Poll::Pending => break,
             }
         }
+        self.flush_owed |= sent > 0;
         if sent < total {
             let (h, p) = unsent(head, payload, sent);
             self.out.push_bytes(h);
@@ -107,7 +113,10 @@ impl Egress {
             return Ok(DirectWrite::Queued);
         }
         match self.io()?.poll_flush(cx) {
-            Poll::Ready(Ok(())) => Ok(DirectWrite::Written),
+            Poll::Ready(Ok(())) => {
+                self.flush_owed = false;
+                Ok(DirectWrite::Written)
+            }
             Poll::Ready(Err(e)) => Err(e),
             Poll::Pending => Ok(DirectWrite::Queued),
         }
@@ -128,10 +137,13 @@ impl Egress {
                 Poll::Ready(Err(e)) => return Err(e),
             }
         }
-        if wrote || self.out.is_empty() {
+        self.flush_owed |= wrote;
+        if self.flush_owed {
             // A flush that is pending is retried on the next turn.
-            if let Poll::Ready(Err(e)) = io.as_mut().poll_flush(cx) {
-                return Err(e);
+            match io.as_mut().poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.flush_owed = false,
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => {}
             }
         }
         Ok(wrote)

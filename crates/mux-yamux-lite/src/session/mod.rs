@@ -511,10 +511,17 @@ impl Session {
         Ok(Some(n))
     }
 
-    /// Whether every byte written to `id` has been framed. `Ok(false)`
-    /// means wait for [`Event::Writable`].
+    /// Whether every byte written to `id` is committed: framed, or
+    /// buffered within the peer's window, so that the driver frames it
+    /// without waiting for anything from the peer. `Ok(false)` means wait
+    /// for [`Event::Writable`].
+    ///
+    /// Committed is as far as the session can promise (a framed byte may
+    /// still sit in the write queue), and waiting for the framing itself
+    /// would cost the writer a wakeup per flush for nothing more.
     pub fn flush(&mut self, id: u32) -> Result<bool, StreamError> {
         let closed = self.closed_error();
+        let peer_known = self.peer.is_some();
         let s = self.stream_mut(id)?;
         if let Some(r) = s.reset {
             return Err(r.into());
@@ -522,14 +529,19 @@ impl Session {
         if s.send_buf.is_empty() {
             return Ok(true);
         }
-        closed.map_or(Ok(false), Err)
+        if let Some(e) = closed {
+            return Err(e);
+        }
+        Ok(peer_known && s.send_committed())
     }
 
     /// Closes the write side of `id`: FIN follows the buffered bytes.
-    /// `Ok(true)` once the FIN has been framed; `Ok(false)` means wait for
-    /// [`Event::Writable`].
+    /// `Ok(true)` once the FIN is committed (framed, or queued behind bytes
+    /// the peer's window already admits, as in [`flush`](Self::flush));
+    /// `Ok(false)` means wait for [`Event::Writable`].
     pub fn close_write(&mut self, id: u32) -> Result<bool, StreamError> {
         let closed = self.closed_error();
+        let peer_known = self.peer.is_some();
         let s = self.stream_mut(id)?;
         if let Some(r) = s.reset {
             return Err(r.into());
@@ -542,8 +554,9 @@ impl Session {
         if let Some(e) = closed {
             return Err(e);
         }
+        let committed = peer_known && s.send_committed();
         self.enqueue_data(id);
-        Ok(false)
+        Ok(committed)
     }
 
     /// Closes the read side of `id`: buffered bytes are dropped (and their

@@ -144,6 +144,13 @@ impl Stream {
         }
     }
 
+    /// Whether everything buffered (and a queued FIN) fits the peer's
+    /// window, so framing it needs nothing more from the peer.
+    pub(crate) fn send_committed(&self) -> bool {
+        self.reset.is_none()
+            && usize::try_from(self.send_window).is_ok_and(|w| self.send_buf.len() <= w)
+    }
+
     /// Takes the SYN and ACK this stream still owes, as flags for the next
     /// frame it sends (either kind may carry them).
     pub(crate) fn take_handshake_flags(&mut self) -> crate::frame::Flags {

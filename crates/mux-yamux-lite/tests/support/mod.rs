@@ -13,6 +13,7 @@ use bytes::BytesMut;
 use futures::StreamExt;
 use mux_frame::FrameCodec;
 use mux_yamux_lite::frame::{Flags, Frame, Hello};
+use mux_yamux_lite::session::Session;
 use mux_yamux_lite::wire::lite;
 use mux_yamux_lite::{Config, Connection, Role};
 use tokio::io::{AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
@@ -345,5 +346,12 @@ pub async fn handshake_with_window(peer: &mut RawPeer, initial_window: u32) {
             peer.send(Frame::Ping { ack: true, opaque }).await;
         }
         other => panic!("expected the RTT ping, got {other:?}"),
+    }
+}
+
+/// Sans-IO: delivers every frame `from` has to send to `to`.
+pub fn deliver(from: &mut Session, to: &mut Session, now: std::time::Instant) {
+    while let Some(frame) = from.poll_frame(now) {
+        to.handle_frame(frame, now);
     }
 }

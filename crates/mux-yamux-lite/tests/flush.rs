@@ -37,18 +37,16 @@ fn flush_and_close_write_return_once_the_window_admits_the_bytes() {
     assert!(client.flush(id).unwrap(), "within the window: committed");
     assert!(client.close_write(id).unwrap(), "FIN committed behind them");
 
-    // Nothing was framed yet: after the SYN, one frame carries all of it.
-    let mut frames = std::iter::from_fn(|| client.poll_frame(now));
-    assert!(
-        matches!(frames.next(), Some(Frame::Window { flags, .. }) if flags.contains(Flags::SYN))
-    );
-    match frames.next() {
+    // Nothing was framed yet: one frame carries all of it, the SYN too.
+    match client.poll_frame(now) {
         Some(Frame::Data { flags, payload, .. }) => {
             assert_eq!(payload.len(), 1000);
+            assert!(flags.contains(Flags::SYN), "{flags:?}");
             assert!(flags.contains(Flags::FIN), "{flags:?}");
         }
-        other => panic!("expected DATA with FIN, got {other:?}"),
+        other => panic!("expected DATA with SYN and FIN, got {other:?}"),
     }
+    assert!(client.poll_frame(now).is_none());
 }
 
 #[test]
@@ -103,4 +101,42 @@ fn before_the_peers_hello_nothing_is_committed() {
     deliver(&mut server, &mut client, now);
     assert!(client.flush(id).unwrap());
     assert!(client.close_write(id).unwrap());
+}
+
+/// The SYN of a stream that writes at once rides on its DATA frame; SYNs
+/// must still leave in id order (a receiver treats a SYN at or below the
+/// highest id it has seen as a reused id), whichever streams have data.
+#[test]
+fn syns_leave_in_id_order_whether_or_not_the_stream_has_data() {
+    let now = Instant::now();
+    let (mut client, mut server, first) = connected(now);
+    client.write(first, b"x").unwrap();
+    let second = client.open(now).unwrap().unwrap();
+    let third = client.open(now).unwrap().unwrap();
+    // More than one frame's worth: the stream still has bytes after the
+    // frame that carries its SYN, and keeps its one place in the data queue.
+    let max = usize::try_from(Config::default().max_frame_payload).unwrap();
+    assert_eq!(
+        client.write(third, &vec![3u8; 2 * max]).unwrap(),
+        Some(2 * max)
+    );
+    let mut syns = Vec::new();
+    while let Some(frame) = client.poll_frame(now) {
+        client.check_invariants().unwrap();
+        if let Frame::Data { id, flags, .. } | Frame::Window { id, flags, .. } = &frame {
+            if flags.contains(Flags::SYN) {
+                syns.push(*id);
+            }
+        }
+        server.handle_frame(frame, now);
+    }
+    assert_eq!(syns, [first, second, third]);
+    assert!(
+        server.closed_reason().is_none(),
+        "{:?}",
+        server.closed_reason()
+    );
+    for _ in 0..3 {
+        assert!(server.accept().unwrap().is_some());
+    }
 }

@@ -908,7 +908,38 @@ impl Session {
                 return Err(format!("stream {id}: reset stream still buffers data"));
             }
         }
-        Ok(())
+        Self::check_queue("data", &self.data_queue, &self.streams, |s| {
+            s.flags.in_data_queue
+        })?;
+        Self::check_queue("control", &self.ctrl_queue, &self.streams, |s| {
+            s.flags.in_ctrl_queue
+        })
+    }
+
+    /// A stream is in `queue` at most once, and exactly when `flagged` says
+    /// so: a second entry would give it two turns per round.
+    fn check_queue(
+        name: &str,
+        queue: &VecDeque<u32>,
+        streams: &StreamMap<Stream>,
+        flagged: fn(&Stream) -> bool,
+    ) -> Result<(), String> {
+        let mut seen = StreamMap::<()>::default();
+        for &id in queue {
+            if seen.insert(id, ()).is_some() {
+                return Err(format!("stream {id}: twice in the {name} queue"));
+            }
+            if streams.get(&id).is_some_and(|s| !flagged(s)) {
+                return Err(format!("stream {id}: in the {name} queue, not flagged"));
+            }
+        }
+        match streams
+            .iter()
+            .find(|&(id, s)| flagged(s) && !seen.contains_key(id))
+        {
+            Some((id, _)) => Err(format!("stream {id}: flagged, not in the {name} queue")),
+            None => Ok(()),
+        }
     }
 }
 

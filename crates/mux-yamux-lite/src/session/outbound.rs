@@ -66,10 +66,18 @@ impl Session {
             .connection_receive_budget
             .saturating_sub(self.recv_budget_used);
         let max_window = self.config.max_window;
+        let can_send_data = self.max_payload() > 0;
         let s = self.streams.get_mut(&id)?;
         s.flags.in_ctrl_queue = false;
         if !s.needs_ctrl() {
             return None;
+        }
+        if !s.flags.window_pending && s.can_send() && can_send_data {
+            // Only a SYN or ACK is owed and the stream has bytes (or a FIN)
+            // to send: its DATA frame carries them, one frame fewer for a
+            // stream that writes as soon as it opens. It goes out here, in
+            // the control pass, so that SYNs keep their id order.
+            return self.handshake_data_frame(id);
         }
         let flags = s.take_handshake_flags();
         let mut delta = 0u32;
@@ -93,6 +101,24 @@ impl Session {
             }
         }
         Some(Frame::Window { id, flags, delta })
+    }
+
+    /// [`data_frame`](Self::data_frame) out of turn, for the control pass;
+    /// the stream keeps its one place in the data queue.
+    fn handshake_data_frame(&mut self, id: u32) -> Option<Frame> {
+        let queued = self.streams.get(&id)?.flags.in_data_queue;
+        let frame = self.data_frame(id);
+        if queued {
+            if let Some(s) = self.streams.get_mut(&id) {
+                if s.flags.in_data_queue {
+                    // data_frame queued it again behind its existing entry.
+                    self.data_queue.pop_back();
+                }
+                // The existing entry stands; popped, it checks `can_send`.
+                s.flags.in_data_queue = true;
+            }
+        }
+        frame
     }
 
     /// One DATA frame of stream `id`, bounded by window and frame size.

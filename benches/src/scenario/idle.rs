@@ -19,7 +19,7 @@ use crate::contender::{Acceptor, Opener};
 use crate::measure::join_error;
 
 /// How long the connection may settle before each heap reading.
-pub const SETTLE: Duration = Duration::from_millis(200);
+pub const SETTLE: Duration = Duration::from_millis(1500);
 
 /// Heap bytes per open stream, or `None` without the counting allocator.
 pub async fn bytes_per_stream<O: Opener, A: Acceptor>(

@@ -116,6 +116,16 @@ impl Shared {
         }
     }
 
+    /// Gives back storage kept for reuse once the connection is quiet:
+    /// the payload pool, the session's spares and queue room, and the
+    /// room the waker maps grew to.
+    pub(crate) fn release_idle_storage(&mut self) {
+        self.payloads.clear();
+        self.session.release_idle_storage();
+        self.read_wakers.shrink_to(0);
+        self.write_wakers.shrink_to(0);
+    }
+
     pub(crate) fn forget_stream(&mut self, id: u32) {
         self.read_wakers.remove(&id);
         self.write_wakers.remove(&id);

@@ -320,10 +320,9 @@ impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
                     Trim::Nothing => {}
                     Trim::Later(at) => this.trim_at = Some(at),
                     Trim::Done => {
-                        let mut egress = this.shared.egress.lock();
-                        egress.out.spent().clear();
-                        drop(egress);
-                        lock(&this.shared).payloads.clear();
+                        this.shared.egress.lock().out.release_idle_storage();
+                        lock(&this.shared).release_idle_storage();
+                        this.wakers = Vec::new();
                     }
                 }
             }

@@ -120,6 +120,17 @@ impl WriteQueue {
         &mut self.spent
     }
 
+    /// Gives back the storage an empty queue keeps for reuse (a burst of
+    /// frames leaves its scratch buffer and piece list large).
+    pub(super) fn release_idle_storage(&mut self) {
+        self.spent = Vec::new();
+        if self.is_empty() {
+            self.scratch = BytesMut::new();
+            self.sealed_to = 0;
+            self.pieces = VecDeque::new();
+        }
+    }
+
     /// Turns the unsealed end of `scratch` into a piece, keeping the order.
     fn seal(&mut self) {
         let end = self.scratch.len();

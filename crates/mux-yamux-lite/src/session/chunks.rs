@@ -49,6 +49,11 @@ struct Inner {
 pub(crate) struct Spares(Vec<Box<Inner>>);
 
 impl Spares {
+    /// Lets go of every spare, for an idle connection.
+    pub(crate) fn clear(&mut self) {
+        self.0 = Vec::new();
+    }
+
     fn take(&mut self) -> Box<Inner> {
         self.0.pop().unwrap_or_default()
     }

@@ -867,6 +867,22 @@ impl Session {
         self.abort(ConnError::Closed);
     }
 
+    /// Gives back storage kept for reuse: spare queue buffers, and the
+    /// capacity that the session's queues grew to in a burst (a few hundred
+    /// streams opened at once leave kilobytes of it). For a connection that
+    /// has gone quiet; the driver calls it after the read buffer's idle
+    /// spell, and busy connections keep reusing the storage instead.
+    pub fn release_idle_storage(&mut self) {
+        self.spares.clear();
+        shrink_deque(&mut self.accept_queue);
+        shrink_deque(&mut self.control);
+        shrink_deque(&mut self.ctrl_queue);
+        shrink_deque(&mut self.data_queue);
+        shrink_deque(&mut self.events);
+        shrink_deque(&mut self.open_deadlines);
+        shrink_deque(&mut self.linger_deadlines);
+    }
+
     /// Checks the session's invariants; fuzzers and simulations call this
     /// after every step. Returns a description of the first violation.
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -958,6 +974,13 @@ fn stream_in<'a>(
         };
         StreamError::ConnectionClosed(err)
     })
+}
+
+/// Entries a queue keeps room for after [`Session::release_idle_storage`].
+const IDLE_QUEUE_ROOM: usize = 8;
+
+fn shrink_deque<T>(q: &mut VecDeque<T>) {
+    q.shrink_to(q.len().max(IDLE_QUEUE_ROOM));
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ use mux_benches::scenario::Work;
 use mux_benches::{Contender, Transport, MIB};
 
 fn throughput(c: &mut Criterion) {
+    // Every contender starts from the same allocator state (see its doc).
+    mux_benches::measure::warm_allocator();
     let cases = [("bulk", 1, 64 * MIB), ("concurrent", 100, MIB)];
     for transport in [Transport::Duplex, Transport::Tcp] {
         for (name, streams, per_stream) in cases {

@@ -32,6 +32,24 @@ pub enum Outcome<T> {
     Failed(String),
 }
 
+/// Puts the allocator in the state a long-running process has, before any
+/// contender runs. glibc serves allocations above a threshold (128 KiB at
+/// start) with fresh `mmap`s, each paid for in page faults, and raises the
+/// threshold to the size of the first such block freed. Without this, the
+/// first contender whose code frees a large block leaves every later one a
+/// warmer allocator: `yamux` measured 2.5–3.2 GiB/s in bulk over duplex
+/// alone in a process and 9 GiB/s after one 1 MiB block was freed (ours
+/// was unchanged), so the order of contenders decided the ratio. Harmless
+/// with other allocators.
+pub fn warm_allocator() {
+    let block = std::hint::black_box(vec![1u8; WARM_BLOCK]);
+    drop(block);
+}
+
+/// Larger than any buffer the scenarios allocate at once (the in-memory
+/// pipe's 1 MiB buffer included), and within glibc's 32 MiB ceiling.
+const WARM_BLOCK: usize = 4 << 20;
+
 /// Builds a runtime of `flavor`.
 pub fn runtime(flavor: Flavor) -> tokio::runtime::Runtime {
     let mut builder = match flavor {

@@ -78,6 +78,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    mux_benches::measure::warm_allocator();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let chart_path = chart_path.or_else(|| {
         (!options.quick && options.filters.is_empty())

@@ -874,6 +874,8 @@ impl Session {
     /// spell, and busy connections keep reusing the storage instead.
     pub fn release_idle_storage(&mut self) {
         self.spares.clear();
+        // Sized for the most streams ever open at once otherwise.
+        self.streams.shrink_to(0);
         shrink_deque(&mut self.accept_queue);
         shrink_deque(&mut self.control);
         shrink_deque(&mut self.ctrl_queue);

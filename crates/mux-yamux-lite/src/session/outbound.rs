@@ -3,11 +3,14 @@
 //! 1. HELLO (always first);
 //! 2. the owed pong (one slot);
 //! 3. connection control: RESET, PING, GO_AWAY;
-//! 4. per-stream control: SYN, ACK and window updates, one frame per stream;
+//! 4. per-stream control: SYN, ACK and window updates, one frame per stream
+//!    (a SYN or ACK alone rides on the stream's first DATA frame when it
+//!    has one to send, emitted here so SYNs keep their id order);
 //! 5. DATA, one bounded frame per stream per turn, round-robin.
 //!
-//! Control never waits behind data, and no stream can starve another
-//! because each turn yields at most one frame of `max_frame_payload`.
+//! Control waits behind data only for those first DATA frames, one per new
+//! stream, and no stream can starve another because each turn yields at
+//! most one frame of `max_frame_payload`.
 
 use std::time::{Duration, Instant};
 

@@ -54,7 +54,12 @@ impl Session {
         }
         while let Some(id) = self.data_queue.pop_front() {
             if let Some(frame) = self.data_frame(id) {
-                self.after_change(id);
+                // Only a FIN can finish the stream (a frame without one
+                // leaves its send half open), so only then is there
+                // bookkeeping to do.
+                if matches!(&frame, Frame::Data { flags, .. } if flags.contains(Flags::FIN)) {
+                    self.after_change(id);
+                }
                 return Some(frame);
             }
         }

@@ -3,9 +3,9 @@
 //! `in_flight` such lifecycles run at a time; the figure is streams/s.
 //!
 //! A fifth as many lifecycles run first, untimed, on the same connection:
-//! a run of 5000 takes a few milliseconds, and without the warm-up the
-//! figure measured mostly a cold runtime (workers parking and waking, maps
-//! and pools growing), for every contender alike.
+//! a run of 5000 takes a few milliseconds, so a cold runtime (workers
+//! parking and waking, maps and pools growing) would weigh in the figure,
+//! for every contender alike.
 
 use std::io;
 use std::sync::Arc;

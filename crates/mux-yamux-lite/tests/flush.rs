@@ -17,14 +17,13 @@ use std::time::Instant;
 use mux_yamux_lite::frame::{Flags, Frame};
 use mux_yamux_lite::session::{ReadOutcome, Session};
 use mux_yamux_lite::{Config, Role};
-use support::deliver;
+use support::{deliver, exchange_hellos};
 
 /// A client with one open stream, hellos exchanged.
 fn connected(now: Instant) -> (Session, Session, u32) {
     let mut client = Session::new(Role::Client, Config::default(), now);
     let mut server = Session::new(Role::Server, Config::default(), now);
-    deliver(&mut client, &mut server, now);
-    deliver(&mut server, &mut client, now);
+    exchange_hellos(&mut client, &mut server, now);
     let id = client.open(now).unwrap().unwrap();
     (client, server, id)
 }
@@ -97,8 +96,7 @@ fn before_the_peers_hello_nothing_is_committed() {
     assert!(!client.flush(id).unwrap());
     assert!(!client.close_write(id).unwrap());
 
-    deliver(&mut client, &mut server, now);
-    deliver(&mut server, &mut client, now);
+    exchange_hellos(&mut client, &mut server, now);
     assert!(client.flush(id).unwrap());
     assert!(client.close_write(id).unwrap());
 }

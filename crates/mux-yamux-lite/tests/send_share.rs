@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use mux_yamux_lite::session::{Session, MIN_SEND_SHARE};
 use mux_yamux_lite::{Config, Role};
-use support::deliver;
+use support::exchange_hellos;
 
 /// Writes until the stream's buffer is full; returns the bytes queued.
 fn fill(session: &mut Session, id: u32) -> usize {
@@ -34,8 +34,7 @@ fn many_writers_share_the_connection_budget_and_none_starves() {
     let mut session = Session::new(Role::Client, config.clone(), now);
     let mut peer = Session::new(Role::Server, config, now);
     // The hellos: until the peer's arrives, nothing may be sent.
-    deliver(&mut session, &mut peer, now);
-    deliver(&mut peer, &mut session, now);
+    exchange_hellos(&mut session, &mut peer, now);
     let ids: Vec<u32> = (0..100)
         .map(|_| session.open(now).unwrap().expect("an open slot"))
         .collect();

@@ -355,3 +355,11 @@ pub fn deliver(from: &mut Session, to: &mut Session, now: std::time::Instant) {
         to.handle_frame(frame, now);
     }
 }
+
+/// Sans-IO: one delivery each way, `a` first. On fresh sessions that is the
+/// HELLO exchange: until the peer's HELLO arrives, a session sends nothing
+/// else, so `a`'s stream frames wait for a later delivery.
+pub fn exchange_hellos(a: &mut Session, b: &mut Session, now: std::time::Instant) {
+    deliver(a, b, now);
+    deliver(b, a, now);
+}

@@ -87,6 +87,29 @@ impl AsyncWrite for Io {
         }
     }
 
+    // Forwarded so that every contender sees what the transport can do: a
+    // wrapper without these makes a muxer's vectored writes one write per
+    // slice (or a copy into one buffer).
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Duplex(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::H2(s) => s.as_mut().poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Duplex(s) => s.is_write_vectored(),
+            Self::Tcp(s) => s.is_write_vectored(),
+            Self::H2(s) => s.is_write_vectored(),
+        }
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Duplex(s) => Pin::new(s).poll_flush(cx),
@@ -245,4 +268,25 @@ pub async fn pair(transport: Transport) -> io::Result<(Io, Io)> {
     let (dialer, mut listener) = dialer(transport).await?;
     let (client, server) = tokio::join!(dialer.dial(), listener.accept());
     Ok((client?, server?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A contender's vectored writes must reach the transport as such; the
+    // wrapper once hid them, which cost every muxer a copy per byte.
+    #[tokio::test]
+    async fn the_wrapper_shows_what_the_transport_can_do() {
+        for transport in [Transport::Duplex, Transport::Tcp] {
+            let (a, _b) = pair(transport).await.unwrap();
+            let inner = match &a {
+                Io::Duplex(s) => s.is_write_vectored(),
+                Io::Tcp(s) => s.is_write_vectored(),
+                Io::H2(s) => s.is_write_vectored(),
+            };
+            assert!(inner, "{transport:?} writes vectored");
+            assert_eq!(a.is_write_vectored(), inner, "{transport:?}");
+        }
+    }
 }

@@ -29,7 +29,7 @@ fn churn(c: &mut Criterion) {
     let transport = Transport::Duplex;
     let mut group = c.benchmark_group(format!("churn/{}", transport.name()));
     group.throughput(Throughput::Elements(1));
-    for contender in Contender::SMALL_WRITES {
+    for contender in Contender::ALL {
         let trial = Work::Churn {
             total: 100,
             in_flight: IN_FLIGHT,

@@ -24,7 +24,7 @@ use mux_benches::{Contender, Transport};
 fn round_trip(c: &mut Criterion) {
     for transport in [Transport::Duplex, Transport::Tcp] {
         let mut group = c.benchmark_group(format!("round-trip/{}", transport.name()));
-        for contender in Contender::SMALL_WRITES {
+        for contender in Contender::ALL {
             let trial = Work::RoundTrip {
                 warmup: 100,
                 iterations: 100,

@@ -94,7 +94,7 @@ fn main() {
         "mux benchmark summary: {} run(s) per figure (median), {} sizes, {} s bound per run, \
          {cores} cores, runner took {:.0} s. Throughput runs on a 2-worker multi-thread \
          runtime, the round trip on a current-thread one; 64 KiB application writes. \
-         ↑ higher is better, ↓ lower is better; ratios are mux-yamux-lite ÷ the other (\"direct\": its `Config::direct_writes` variant, run where writes are large).\n",
+         ↑ higher is better, ↓ lower is better; ratios are mux-yamux-lite ÷ the other (\"direct\": its `Config::direct_writes` variant).\n",
         options.runs,
         if options.quick { "quick" } else { "full" },
         options.timeout.as_secs_f64(),

@@ -71,8 +71,7 @@ pub enum Contender {
     Raw,
     /// mux-yamux-lite, this workspace's muxer.
     Mux,
-    /// mux-yamux-lite with `Config::direct_writes`, in throughput cases
-    /// only (the option changes nothing for writes under 8 KiB).
+    /// mux-yamux-lite with `Config::direct_writes`.
     MuxDirect,
     /// The `yamux` crate 0.14, through `tokio_util::compat`.
     Yamux,
@@ -89,10 +88,6 @@ impl Contender {
         Self::Yamux,
         Self::TokioYamux,
     ];
-
-    /// The contenders of scenarios whose writes are small, where
-    /// [`MuxDirect`](Self::MuxDirect) would repeat [`Mux`](Self::Mux).
-    pub const SMALL_WRITES: [Self; 4] = [Self::Raw, Self::Mux, Self::Yamux, Self::TokioYamux];
 
     /// The name used in tables, filters and bench ids.
     pub fn name(self) -> &'static str {

@@ -280,7 +280,6 @@ pub fn cases(quick: bool) -> Vec<Case> {
     let pick = |full: usize, small: usize| if quick { small } else { full };
     let both = vec![Transport::Duplex, Transport::Tcp];
     let all = Contender::ALL.to_vec();
-    let small_writes = Contender::SMALL_WRITES.to_vec();
     let muxers = vec![Contender::Mux, Contender::Yamux, Contender::TokioYamux];
     let transfer = |name, streams, per_stream: usize| Case {
         name,
@@ -305,7 +304,7 @@ pub fn cases(quick: bool) -> Vec<Case> {
                 iterations: pick(10_000, 2000),
             },
             transports: both.clone(),
-            contenders: small_writes.clone(),
+            contenders: all.clone(),
             chart_streams: None,
         },
         Case {
@@ -315,7 +314,7 @@ pub fn cases(quick: bool) -> Vec<Case> {
                 in_flight: 16,
             },
             transports: both.clone(),
-            contenders: small_writes.clone(),
+            contenders: all.clone(),
             chart_streams: None,
         },
         Case {

@@ -68,19 +68,16 @@ pub struct Config {
     /// How long `close()` lets open streams drain, and how long a dropped
     /// stream may wait for the peer's FIN, before they are reset. Default 30 s.
     pub close_timeout: Duration,
-    /// Let a write of 8 KiB or more go straight from the caller's buffer to
-    /// the transport, written by the writing task, when nothing is queued
-    /// ahead of it; while the peer's window is closed such a write then
-    /// waits, as yamux's writes do, instead of being buffered. It saves a
-    /// copy per byte, which pays on in-memory transports (bulk over
-    /// `tokio::io::duplex`: +35% in an A/B), but it moves the transport
-    /// write onto the writer's task, and over TCP, where the syscall is the
-    /// expensive part, a single bulk stream on an idle machine loses
-    /// (−13% to −50% in A/Bs): the driver writing batches in parallel with
-    /// the writer is worth more there. It costs less CPU per byte on every
-    /// transport measured (−3% to −22%), so it also suits a machine whose
-    /// cores are all busy, and 100 streams over TCP gained 6%
-    /// (`docs/BENCHMARKS.md`). Default `false`.
+    /// Let a write go straight from the caller's buffer to the transport,
+    /// written by the writing task, when nothing is queued ahead of it.
+    /// While the peer's window is closed a write of 8 KiB or more then
+    /// waits, as yamux's writes do, instead of being buffered (a shorter
+    /// one is buffered). It saves a copy per byte and, for short messages,
+    /// the driver's turn before the bytes leave: it pays on in-memory
+    /// transports (bulk and round trip over `tokio::io::duplex`). Over TCP,
+    /// where the syscall is the expensive part, a single bulk stream loses:
+    /// the driver writing batches in parallel with the writer is worth more
+    /// there. Figures in `docs/BENCHMARKS.md`. Default `false`.
     pub direct_writes: bool,
 }
 

@@ -22,9 +22,9 @@ use crate::wire::lite;
 ///   without waiting for the peer. It waits while the window is closed.
 /// - Dropping the handle closes both directions: written bytes are still
 ///   delivered, then FIN; bytes that arrive later are discarded.
-/// - With `Config::direct_writes`, a write of 8 KiB or more goes straight
-///   from the caller's buffer to the transport when nothing else waits to
-///   be sent, and waits while the peer's window is closed rather than
+/// - With `Config::direct_writes`, a write goes straight from the caller's
+///   buffer to the transport when nothing else waits to be sent; one of
+///   8 KiB or more waits while the peer's window is closed rather than
 ///   being copied into the send buffer.
 #[derive(Debug)]
 pub struct Stream {
@@ -148,11 +148,13 @@ impl AsyncRead for Stream {
 }
 
 impl Stream {
-    /// Writes a large `data` as one DATA frame straight to the transport,
-    /// from the caller's buffer, when that frame would be the next one on
-    /// the wire anyway (nothing queued, window open), and parks while the
-    /// window is closed. `None`: take the usual path. Never waits for the
-    /// write side: if the driver is writing, queuing is as good.
+    /// Writes `data` as one DATA frame straight to the transport, from the
+    /// caller's buffer, when that frame would be the next one on the wire
+    /// anyway (nothing queued, window open). A large write parks while the
+    /// window is closed; a short one is buffered then, since its copy is
+    /// cheap and the window may open before the driver's next turn.
+    /// `None`: take the usual path. Never waits for the write side: if the
+    /// driver is writing, queuing is as good.
     fn try_write_direct(
         &mut self,
         cx: &mut Context<'_>,
@@ -166,6 +168,7 @@ impl Stream {
                 .send_direct(self.id, data.len(), egress.is_some())
             {
                 DirectSend::Framed(direct) => direct,
+                DirectSend::AwaitWindow if data.len() < COPY_OUTSIDE_LOCK => return None,
                 DirectSend::AwaitWindow => {
                     guard.register_write(self.id, cx);
                     return Some(Poll::Pending);
@@ -244,7 +247,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         this.check_deadline(Direction::Write)?;
-        if data.len() >= COPY_OUTSIDE_LOCK && this.shared.direct_writes {
+        if this.shared.direct_writes {
             match this.try_write_direct(cx, data) {
                 Some(Poll::Ready(result)) => return Poll::Ready(result),
                 Some(Poll::Pending) => return this.park_write(cx),

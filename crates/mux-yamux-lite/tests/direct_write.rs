@@ -1,12 +1,13 @@
-//! Large writes that leave straight from the application's buffer
+//! Writes that leave straight from the application's buffer
 //! (`Config::direct_writes`).
 //!
-//! With the option set, a write of 8 KiB or more with nothing queued ahead of it is framed by
-//! `Session::send_direct` and written by the writing task itself; these
-//! tests check when the session allows it (sans-IO), that the bytes on the
-//! wire keep their order when the transport takes only part of a frame,
-//! that a closed window makes such a write wait without losing a byte, and
-//! that a transport error reaches the writer.
+//! With the option set, a write with nothing queued ahead of it is framed
+//! by `Session::send_direct` and written by the writing task itself; these
+//! tests check when the session allows it (sans-IO), that a short write is
+//! on the wire before the driver runs, that the bytes on the wire keep
+//! their order when the transport takes only part of a frame, that a
+//! closed window makes a large write wait without losing a byte (and a
+//! short one be buffered), and that a transport error reaches the writer.
 
 #![allow(
     clippy::unwrap_used,
@@ -32,7 +33,8 @@ use mux_yamux_lite::session::{DirectSend, ReadChunk, Session};
 use mux_yamux_lite::wire::lite;
 use mux_yamux_lite::{Config, Connection, Role};
 use support::{
-    bounded, connect_with_capacity, deliver, handshake_with_window, quiet_config, syn, RawPeer,
+    bounded, connect_with_capacity, data, deliver, handshake_with_window, quiet_config, syn,
+    RawPeer,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -262,6 +264,45 @@ async fn a_large_write_on_a_closed_window_waits_and_loses_nothing() {
         assert_eq!(stream.write(&data[FRAME..]).await.unwrap(), FRAME);
         let second = read_data(&mut peer, id, FRAME).await;
         assert!([first, second].concat() == data);
+    })
+    .await;
+}
+
+// The default test runtime runs one task at a time: the driver cannot run
+// between the write and the peer's read, so the frame can only be on the
+// wire if the writer put it there.
+#[tokio::test]
+async fn a_short_write_is_on_the_wire_before_the_driver_runs() {
+    bounded(async {
+        let (conn, mut peer) = connect_with_capacity(Role::Client, direct(quiet_config()), 1 << 20);
+        peer.handshake().await;
+        let mut stream = conn.open_stream().await.unwrap();
+        let id = stream.id().0;
+        assert_eq!(peer.recv().await, Some(syn(id)));
+
+        let written = stream.write(b"ping").now_or_never();
+        assert!(matches!(written, Some(Ok(4))), "{written:?}");
+        let frame = peer.recv().now_or_never();
+        assert_eq!(frame, Some(Some(data(id, Flags::NONE, b"ping"))));
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_short_write_on_a_closed_window_is_buffered_and_sent_when_it_opens() {
+    bounded(async {
+        let (conn, mut peer) = connect_with_capacity(Role::Client, direct(quiet_config()), 1 << 20);
+        handshake_with_window(&mut peer, FRAME as u32).await;
+        let mut stream = conn.open_stream().await.unwrap();
+        let id = stream.id().0;
+        assert_eq!(peer.recv().await, Some(syn(id)));
+
+        let data = pattern(6, FRAME);
+        assert_eq!(stream.write(&data).await.unwrap(), FRAME);
+        let buffered = stream.write(b"tail").now_or_never();
+        assert!(matches!(buffered, Some(Ok(4))), "buffered: {buffered:?}");
+        let got = read_data(&mut peer, id, FRAME + 4).await;
+        assert!(got[..FRAME] == data[..] && &got[FRAME..] == b"tail");
     })
     .await;
 }

@@ -31,7 +31,7 @@ use mux_frame::FrameCodec;
 use mux_yamux_lite::frame::{Flags, Frame};
 use mux_yamux_lite::session::{DirectSend, ReadChunk, Session};
 use mux_yamux_lite::wire::lite;
-use mux_yamux_lite::{Config, Connection, Role};
+use mux_yamux_lite::{Config, Connection, Role, Stream};
 use support::{
     bounded, connect_with_capacity, data, deliver, handshake_with_window, quiet_config, syn,
     RawPeer,
@@ -243,14 +243,22 @@ async fn a_direct_frame_the_transport_takes_in_part_is_finished_by_the_driver_in
     .await;
 }
 
+/// A client with direct writes whose peer grants `window` per stream, and
+/// a stream it opened, with the SYN already read: (connection, peer,
+/// stream, its id).
+async fn direct_stream(window: u32) -> (Connection, RawPeer, Stream, u32) {
+    let (conn, mut peer) = connect_with_capacity(Role::Client, direct(quiet_config()), 1 << 20);
+    handshake_with_window(&mut peer, window).await;
+    let stream = conn.open_stream().await.unwrap();
+    let id = stream.id().0;
+    assert_eq!(peer.recv().await, Some(syn(id)));
+    (conn, peer, stream, id)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_large_write_on_a_closed_window_waits_and_loses_nothing() {
     bounded(async {
-        let (conn, mut peer) = connect_with_capacity(Role::Client, direct(quiet_config()), 1 << 20);
-        handshake_with_window(&mut peer, FRAME as u32).await;
-        let mut stream = conn.open_stream().await.unwrap();
-        let id = stream.id().0;
-        assert_eq!(peer.recv().await, Some(syn(id)));
+        let (_conn, mut peer, mut stream, id) = direct_stream(FRAME as u32).await;
 
         let data = pattern(3, 2 * FRAME);
         assert_eq!(stream.write(&data[..FRAME]).await.unwrap(), FRAME);
@@ -274,11 +282,7 @@ async fn a_large_write_on_a_closed_window_waits_and_loses_nothing() {
 #[tokio::test]
 async fn a_short_write_is_on_the_wire_before_the_driver_runs() {
     bounded(async {
-        let (conn, mut peer) = connect_with_capacity(Role::Client, direct(quiet_config()), 1 << 20);
-        peer.handshake().await;
-        let mut stream = conn.open_stream().await.unwrap();
-        let id = stream.id().0;
-        assert_eq!(peer.recv().await, Some(syn(id)));
+        let (_conn, mut peer, mut stream, id) = direct_stream(256 * 1024).await;
 
         let written = stream.write(b"ping").now_or_never();
         assert!(matches!(written, Some(Ok(4))), "{written:?}");
@@ -291,11 +295,7 @@ async fn a_short_write_is_on_the_wire_before_the_driver_runs() {
 #[tokio::test(start_paused = true)]
 async fn a_short_write_on_a_closed_window_is_buffered_and_sent_when_it_opens() {
     bounded(async {
-        let (conn, mut peer) = connect_with_capacity(Role::Client, direct(quiet_config()), 1 << 20);
-        handshake_with_window(&mut peer, FRAME as u32).await;
-        let mut stream = conn.open_stream().await.unwrap();
-        let id = stream.id().0;
-        assert_eq!(peer.recv().await, Some(syn(id)));
+        let (_conn, mut peer, mut stream, id) = direct_stream(FRAME as u32).await;
 
         let data = pattern(6, FRAME);
         assert_eq!(stream.write(&data).await.unwrap(), FRAME);

@@ -36,7 +36,7 @@ pub struct Config {
     /// this. Default 256.
     pub max_pending_opens: usize,
     /// Bytes a stream's writer may queue beyond what has been framed; a
-    /// writer blocks past it (see `direct_writes` for large writes).
+    /// writer blocks past it (see `direct_writes`).
     /// Default 256 KiB.
     pub send_buffer: usize,
     /// What the send buffers of all streams together aim to stay under:

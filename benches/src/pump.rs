@@ -25,23 +25,33 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; CHUNK]);
 }
 
-/// Writes `total` bytes in [`CHUNK`]-sized writes, then shuts the write
-/// side down (FIN), and gives the stream back.
+/// Writes `total` bytes in writes of `write` bytes (at most [`CHUNK`]),
+/// then shuts the write side down (FIN), and gives the stream back.
 ///
 /// The caller keeps the stream until the peer has read everything: a
 /// dropped `H2Conn` (CONNECT mode) can discard bytes it still buffers,
 /// where a dropped TCP socket would still deliver them.
-pub async fn write_then_close<W: AsyncWrite + Unpin>(mut w: W, total: usize) -> io::Result<W> {
-    write_bytes(&mut w, total).await?;
+pub async fn write_then_close<W: AsyncWrite + Unpin>(
+    mut w: W,
+    total: usize,
+    write: usize,
+) -> io::Result<W> {
+    write_bytes(&mut w, total, write).await?;
     w.shutdown().await?;
     Ok(w)
 }
 
-/// Writes `total` bytes in [`CHUNK`]-sized writes and flushes.
-pub async fn write_bytes<W: AsyncWrite + Unpin>(w: &mut W, total: usize) -> io::Result<()> {
+/// Writes `total` bytes in writes of `write` bytes (at most [`CHUNK`]) and
+/// flushes.
+pub async fn write_bytes<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    total: usize,
+    write: usize,
+) -> io::Result<()> {
+    let write = write.clamp(1, CHUNK);
     let mut left = total;
     while left > 0 {
-        let n = left.min(CHUNK);
+        let n = left.min(write);
         w.write_all(&DATA[..n]).await?;
         left -= n;
     }

@@ -10,15 +10,26 @@ use tokio::task::JoinSet;
 
 use crate::contender::{Acceptor, Opener};
 use crate::measure::join_error;
-use crate::pump;
+use crate::{pump, CHUNK};
 
-/// Runs one transfer and returns its duration and the acceptor (so that a
-/// caller can run more on the same connection).
+/// Runs one transfer in 64 KiB writes and returns its duration and the
+/// acceptor (so that a caller can run more on the same connection).
 pub async fn transfer<O: Opener, A: Acceptor>(
+    opener: &O,
+    acceptor: A,
+    streams: usize,
+    per_stream: usize,
+) -> io::Result<(Duration, A)> {
+    transfer_in(opener, acceptor, streams, per_stream, CHUNK).await
+}
+
+/// [`transfer`] in application writes of `write` bytes (at most 64 KiB).
+pub async fn transfer_in<O: Opener, A: Acceptor>(
     opener: &O,
     mut acceptor: A,
     streams: usize,
     per_stream: usize,
+    write: usize,
 ) -> io::Result<(Duration, A)> {
     let start = Instant::now();
     let server = tokio::spawn(async move {
@@ -40,7 +51,7 @@ pub async fn transfer<O: Opener, A: Acceptor>(
     let mut writers = JoinSet::new();
     for _ in 0..streams {
         let stream = opener.open().await?;
-        writers.spawn(pump::write_then_close(stream, per_stream));
+        writers.spawn(pump::write_then_close(stream, per_stream, write));
     }
     let mut finished = Vec::with_capacity(streams);
     while let Some(written) = writers.join_next().await {

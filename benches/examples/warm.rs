@@ -1,0 +1,103 @@
+//! One transfer run many times on one warm runtime, for a steadier figure
+//! than the summary's fresh runtime per run gives on a noisy machine, and in
+//! application writes of any size up to 64 KiB.
+//!
+//! ```sh
+//! cargo run --release -p mux-benches --example warm -- CONTENDER TRANSPORT STREAMS KIB_PER_STREAM RUNS [WRITE_BYTES]
+//! cargo run --release -p mux-benches --example warm -- mux duplex 1 262144 9
+//! cargo run --release -p mux-benches --example warm -- mux-direct tcp 1 65536 5 1024
+//! ```
+//!
+//! CONTENDER is a bench id (`raw`, `mux`, `mux-direct`, `yamux`,
+//! `tokio-yamux`), TRANSPORT `duplex`, `tcp` or `h2-tunnel`; writes are
+//! 64 KiB unless WRITE_BYTES says otherwise. Prints the median and every
+//! run in MiB/s; wrap it in `perf stat -e task-clock` for the CPU time.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io;
+use std::process::ExitCode;
+
+use mux_benches::contender::Setup;
+use mux_benches::scenario::throughput;
+use mux_benches::{measure, runner, with_contender, Contender, Transport, CHUNK, KIB};
+
+const USAGE: &str = "usage: warm CONTENDER TRANSPORT STREAMS KIB_PER_STREAM RUNS [WRITE_BYTES]";
+
+/// What to run, from the command line.
+struct Case {
+    contender: Contender,
+    transport: Transport,
+    streams: usize,
+    per_stream: usize,
+    runs: usize,
+    write: usize,
+    /// `streams` × `per_stream`, checked when parsed.
+    total: usize,
+}
+
+fn parse() -> Option<Case> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (contender, transport, streams, kib, runs, write) = match args.as_slice() {
+        [c, t, s, k, r] => (c, t, s, k, r, None),
+        [c, t, s, k, r, w] => (c, t, s, k, r, Some(w)),
+        _ => return None,
+    };
+    let streams: usize = streams.parse().ok()?;
+    let per_stream = kib.parse::<usize>().ok()?.checked_mul(KIB)?;
+    Some(Case {
+        contender: Contender::ALL.into_iter().find(|c| c.id() == contender)?,
+        transport: [Transport::Duplex, Transport::Tcp, Transport::H2]
+            .into_iter()
+            .find(|t| t.name() == transport)?,
+        streams,
+        per_stream,
+        total: streams.checked_mul(per_stream)?,
+        runs: runs.parse::<usize>().ok()?.max(1),
+        write: match write {
+            Some(w) => w.parse().ok().filter(|w| (1..=CHUNK).contains(w))?,
+            None => CHUNK,
+        },
+    })
+}
+
+/// One transfer on a fresh connection; MiB/s.
+async fn once(case: &Case) -> io::Result<f64> {
+    let setup = Setup::new(case.transport, case.streams);
+    with_contender!(case.contender, setup, |opener, acceptor| {
+        let (elapsed, _acceptor) =
+            throughput::transfer_in(&opener, acceptor, case.streams, case.per_stream, case.write)
+                .await?;
+        Ok(throughput::mib_per_s(case.total, elapsed))
+    })
+}
+
+fn main() -> ExitCode {
+    let Some(case) = parse() else {
+        eprintln!("{USAGE}");
+        return ExitCode::FAILURE;
+    };
+    measure::warm_allocator();
+    let runtime = measure::runtime(measure::Flavor::MultiThread);
+    let mut figures = Vec::with_capacity(case.runs);
+    for _ in 0..case.runs {
+        match runtime.block_on(once(&case)) {
+            Ok(f) => figures.push(f),
+            Err(e) => {
+                eprintln!("{}: {e}", case.contender.name());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let all: Vec<String> = figures.iter().map(|f| format!("{f:.0}")).collect();
+    println!(
+        "{} over {}, {} × {} KiB in {} B writes: median {:.0} MiB/s ({})",
+        case.contender.name(),
+        case.transport.name(),
+        case.streams,
+        case.per_stream / KIB,
+        case.write,
+        runner::median(figures),
+        all.join(", ")
+    );
+    ExitCode::SUCCESS
+}

@@ -72,12 +72,15 @@ pub struct Config {
     /// written by the writing task, when nothing is queued ahead of it.
     /// While the peer's window is closed a write of 8 KiB or more then
     /// waits, as yamux's writes do, instead of being buffered (a shorter
-    /// one is buffered). It saves a copy per byte and, for short messages,
-    /// the driver's turn before the bytes leave: it pays on in-memory
-    /// transports (bulk and round trip over `tokio::io::duplex`). Over TCP,
-    /// where the syscall is the expensive part, a single bulk stream loses:
-    /// the driver writing batches in parallel with the writer is worth more
-    /// there. Figures in `docs/BENCHMARKS.md`. Default `false`.
+    /// one is buffered). Of shorter writes back to back only the first
+    /// goes direct until the stream reads, so that streamed small writes
+    /// stay batched by the driver. It saves a copy per byte and, for a
+    /// message that answers a read, the driver's turn before the bytes
+    /// leave: it pays on in-memory transports (bulk and round trip over
+    /// `tokio::io::duplex`). Over TCP, where the syscall is the expensive
+    /// part, a single bulk stream can lose: the driver writing batches in
+    /// parallel with the writer is worth more there. Figures in
+    /// `docs/BENCHMARKS.md`. Default `false`.
     pub direct_writes: bool,
 }
 

@@ -4,7 +4,8 @@
 //! With the option set, a write with nothing queued ahead of it is framed
 //! by `Session::send_direct` and written by the writing task itself; these
 //! tests check when the session allows it (sans-IO), that a short write is
-//! on the wire before the driver runs, that the bytes on the wire keep
+//! on the wire before the driver runs (the first of several back to back,
+//! and the first after a read), that the bytes on the wire keep
 //! their order when the transport takes only part of a frame, that a
 //! closed window makes a large write wait without losing a byte (and a
 //! short one be buffered), and that a transport error reaches the writer.
@@ -36,7 +37,7 @@ use support::{
     bounded, connect_with_capacity, data, deliver, handshake_with_window, quiet_config, syn,
     RawPeer,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const FRAME: usize = 64 * 1024;
 
@@ -288,6 +289,38 @@ async fn a_short_write_is_on_the_wire_before_the_driver_runs() {
         assert!(matches!(written, Some(Ok(4))), "{written:?}");
         let frame = peer.recv().now_or_never();
         assert_eq!(frame, Some(Some(data(id, Flags::NONE, b"ping"))));
+    })
+    .await;
+}
+
+// As above, the driver cannot run between a write and the next line. A
+// writer streaming short writes would otherwise make one transport write
+// per message; one that answers what it read waits on the peer anyway.
+#[tokio::test]
+async fn back_to_back_short_writes_leave_the_second_to_the_driver_until_the_stream_reads() {
+    bounded(async {
+        let (_conn, mut peer, mut stream, id) = direct_stream(256 * 1024).await;
+
+        assert!(matches!(stream.write(b"one").now_or_never(), Some(Ok(3))));
+        assert!(matches!(stream.write(b"two").now_or_never(), Some(Ok(3))));
+        let first = peer.recv().now_or_never();
+        assert_eq!(first, Some(Some(data(id, Flags::NONE, b"one"))));
+        assert_eq!(
+            peer.recv().now_or_never(),
+            None,
+            "the second waits for the driver"
+        );
+        assert_eq!(read_data(&mut peer, id, 3).await, b"two");
+
+        peer.send(data(id, Flags::NONE, b"question")).await;
+        let mut buf = [0u8; 16];
+        assert_eq!(stream.read(&mut buf).await.unwrap(), 8);
+        assert!(matches!(
+            stream.write(b"answer").now_or_never(),
+            Some(Ok(6))
+        ));
+        let answer = peer.recv().now_or_never();
+        assert_eq!(answer, Some(Some(data(id, Flags::NONE, b"answer"))));
     })
     .await;
 }

@@ -111,18 +111,13 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::FAILURE;
     };
-    measure::warm_allocator();
-    let runtime = measure::runtime(measure::Flavor::MultiThread);
-    let mut figures = Vec::with_capacity(case.runs);
-    for _ in 0..case.runs {
-        match runtime.block_on(run(&case)) {
-            Ok(f) => figures.push(f),
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::FAILURE;
-            }
+    let figures = match measure::repeat_warm(case.runs, || run(&case)) {
+        Ok(figures) => figures,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
         }
-    }
+    };
     println!(
         "{} over {}, {} streams × {} round trips: median {:.0} messages/s",
         if case.direct {

@@ -76,18 +76,13 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::FAILURE;
     };
-    measure::warm_allocator();
-    let runtime = measure::runtime(measure::Flavor::MultiThread);
-    let mut figures = Vec::with_capacity(case.runs);
-    for _ in 0..case.runs {
-        match runtime.block_on(once(&case)) {
-            Ok(f) => figures.push(f),
-            Err(e) => {
-                eprintln!("{}: {e}", case.contender.name());
-                return ExitCode::FAILURE;
-            }
+    let figures = match measure::repeat_warm(case.runs, || once(&case)) {
+        Ok(figures) => figures,
+        Err(e) => {
+            eprintln!("{}: {e}", case.contender.name());
+            return ExitCode::FAILURE;
         }
-    }
+    };
     let all: Vec<String> = figures.iter().map(|f| format!("{f:.0}")).collect();
     println!(
         "{} over {}, {} × {} KiB in {} B writes: median {:.0} MiB/s ({})",

@@ -83,6 +83,19 @@ where
     }
 }
 
+/// Runs `make()` `runs` times on one 2-worker runtime, after warming the
+/// allocator, and returns each run's figure: the opposite of [`run`], for
+/// steadier figures on a noisy machine (`benches/examples`).
+pub fn repeat_warm<F, Fut>(runs: usize, mut make: F) -> io::Result<Vec<f64>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = io::Result<f64>>,
+{
+    warm_allocator();
+    let rt = runtime(Flavor::MultiThread);
+    (0..runs.max(1)).map(|_| rt.block_on(make())).collect()
+}
+
 /// The message of a caught panic.
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {

@@ -78,8 +78,9 @@ pub struct Config {
     /// message that answers a read, the driver's turn before the bytes
     /// leave: it pays on in-memory transports (bulk and round trip over
     /// `tokio::io::duplex`). Over TCP, where the syscall is the expensive
-    /// part, a single bulk stream can lose: the driver writing batches in
-    /// parallel with the writer is worth more there. Figures in
+    /// part, a single bulk stream can lose, and many streams answering at
+    /// once lose about a quarter of their rate: the driver writing batches
+    /// in parallel with the writers is worth more there. Figures in
     /// `docs/BENCHMARKS.md`. Default `false`.
     pub direct_writes: bool,
 }

@@ -5,7 +5,7 @@
 //! Asking the allocator for a fresh 64 KiB per write and freeing it moments
 //! later on another thread makes it hand out freshly mapped pages again
 //! and again: at 100 concurrent streams half of the page faults came from
-//! there (`docs/BENCHMARKS.md`). So the driver gives written payloads back
+//! there (`docs/benchmarks-history.md`). So the driver gives written payloads back
 //! here, under the lock it takes anyway, and the next large write takes
 //! one.
 //!
@@ -18,7 +18,7 @@
 //! concurrent writers keep full of payloads of many sizes: with 8 buffers,
 //! 16 writers made 1.19 allocations per 64 KiB write, with 32 buffers 0.90
 //! (`tests/allocations.rs`), and 100 streams over duplex saw 32% fewer page
-//! faults and 5% more throughput (docs/BENCHMARKS.md).
+//! faults and 5% more throughput (`docs/benchmarks-history.md`, session 8).
 
 use bytes::{Bytes, BytesMut};
 

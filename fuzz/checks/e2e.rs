@@ -921,15 +921,12 @@ impl Harness {
         // Frame headers count too: a bound, not an exact figure.
         let on_wire = lock(&self.wire).written.len() - wire_before;
         let limit = self.config.send_buffer.max(1);
-        // A direct write the transport did not take whole leaves the rest
-        // of its frame in the write queue, off the wire and outside the
-        // send buffer. Only one can: the next direct write needs an empty
-        // queue, and the driver, which empties it, cannot run here.
-        let direct_rest = if self.config.direct_writes {
-            chunk.len()
-        } else {
-            0
-        };
+        // A direct write (with the option, or an answer to a read written
+        // through without it) that the transport did not take whole leaves
+        // the rest of its frame in the write queue, off the wire and
+        // outside the send buffer. Only one can: the next direct write needs
+        // an empty queue, and the driver, which empties it, cannot run here.
+        let direct_rest = chunk.len();
         assert!(
             queued <= limit + on_wire + direct_rest,
             "stream {}: {queued} bytes accepted in one burst, {on_wire} on the wire, send_buffer is {limit}",

@@ -81,7 +81,9 @@ pub struct Config {
     /// part, a single bulk stream can lose, and many streams answering at
     /// once lose about a quarter of their rate: the driver writing batches
     /// in parallel with the writers is worth more there. Figures in
-    /// `docs/BENCHMARKS.md`. Default `false`.
+    /// `docs/BENCHMARKS.md`. Default `false`; without it a short write that
+    /// answers a read still goes through while the transport's writes are
+    /// cheap (an in-memory pipe), since it costs no batching there.
     pub direct_writes: bool,
 }
 

@@ -47,6 +47,7 @@
 //! # }
 //! ```
 
+mod answer_cost;
 pub mod config;
 mod connection;
 mod driver;

@@ -9,6 +9,7 @@ use parking_lot::{Mutex, MutexGuard};
 use std::sync::Arc;
 use std::task::{Context, Waker};
 
+use crate::answer_cost::AnswerCost;
 use crate::driver::Egress;
 use crate::payload_pool::PayloadPool;
 use crate::session::{Event, Session};
@@ -24,6 +25,8 @@ pub(crate) struct Conn {
     pub(crate) egress: Mutex<Egress>,
     /// `Config::direct_writes`, readable without a lock.
     pub(crate) direct_writes: bool,
+    /// Whether short answers pay to write through (default config only).
+    pub(crate) answers: AnswerCost,
 }
 
 impl Conn {
@@ -32,6 +35,7 @@ impl Conn {
             direct_writes: shared.session.config().direct_writes,
             state: Mutex::new(shared),
             egress: Mutex::new(egress),
+            answers: AnswerCost::default(),
         }
     }
 }

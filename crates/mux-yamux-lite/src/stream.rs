@@ -22,11 +22,17 @@ use crate::wire::lite;
 ///   without waiting for the peer. It waits while the window is closed.
 /// - Dropping the handle closes both directions: written bytes are still
 ///   delivered, then FIN; bytes that arrive later are discarded.
-/// - With `Config::direct_writes`, a write goes straight from the caller's
-///   buffer to the transport when nothing else waits to be sent; one of
-///   8 KiB or more waits while the peer's window is closed rather than
-///   being copied into the send buffer. Of back-to-back shorter writes only
-///   the first goes direct, until the stream reads something.
+/// - A short write (under 8 KiB) that follows a read is written to the
+///   transport by the writing task when nothing else waits to be sent and
+///   the transport's writes have been cheap (an in-memory pipe, not a
+///   socket), without waiting for the driver's turn. Later short writes
+///   are queued until the stream reads again, so streamed writes stay
+///   batched.
+/// - With `Config::direct_writes`, a write of 8 KiB or more goes straight
+///   from the caller's buffer to the transport when nothing else waits to
+///   be sent, and waits while the peer's window is closed rather than
+///   being copied into the send buffer; short answers go through whatever
+///   they cost, and so does a stream's first short write.
 #[derive(Debug)]
 pub struct Stream {
     id: u32,
@@ -36,25 +42,29 @@ pub struct Stream {
     deadlines: OnceLock<Deadlines>,
     read_timer: DeadlineTimer,
     write_timer: DeadlineTimer,
-    /// Whether a short write (under [`COPY_OUTSIDE_LOCK`]) may leave
-    /// directly, with `Config::direct_writes`: until one does, and again
-    /// once a read delivers bytes. A write that answers what was read waits
-    /// on the peer, so saving the driver's turn pays; a writer streaming
-    /// short writes would instead make one transport write per message (1
-    /// KiB writes over TCP ran at a fifth of the queued path's rate) where
-    /// the driver batches them.
+    /// Whether a short write (under [`COPY_OUTSIDE_LOCK`]) may be written
+    /// by this task when nothing is queued: once a read delivers bytes,
+    /// until one such write goes (and, with `Config::direct_writes`, from
+    /// the start). A write that answers what was read is latency-bound, so
+    /// saving the driver's turn pays; a writer streaming short writes would
+    /// instead make one transport write per message (1 KiB writes over TCP
+    /// ran at a fifth of the queued path's rate) where the driver batches
+    /// them, and a stream's first write would leave apart from its FIN.
+    /// Without the option, only while the transport's writes are cheap
+    /// (`answer_cost`).
     short_direct: bool,
 }
 
 impl Stream {
     pub(crate) fn new(id: u32, shared: SharedRef) -> Self {
+        let short_direct = shared.direct_writes;
         Self {
             id,
             shared,
             deadlines: OnceLock::new(),
             read_timer: DeadlineTimer::new(),
             write_timer: DeadlineTimer::new(),
-            short_direct: true,
+            short_direct,
         }
     }
 
@@ -194,8 +204,15 @@ impl Stream {
         let mut egress = egress?;
         let payload = data.get(..direct.len).unwrap_or(data);
         let head = lite::data_head(direct.id, direct.flags, direct.len);
+        let answer = !self.shared.direct_writes;
+        let started = answer.then(now);
         let result = egress.write_direct(cx, &head, payload);
         drop(egress);
+        if let Some(started) = started {
+            self.shared
+                .answers
+                .record(now().saturating_duration_since(started));
+        }
         Some(Poll::Ready(match result {
             // The common case takes no second lock.
             Ok(DirectWrite::Written) => Ok(direct.len),
@@ -261,7 +278,12 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         this.check_deadline(Direction::Write)?;
-        if this.shared.direct_writes && (this.short_direct || data.len() >= COPY_OUTSIDE_LOCK) {
+        let direct = if data.len() >= COPY_OUTSIDE_LOCK {
+            this.shared.direct_writes
+        } else {
+            this.short_direct && (this.shared.direct_writes || this.shared.answers.pays())
+        };
+        if direct {
             match this.try_write_direct(cx, data) {
                 Some(Poll::Ready(result)) => return Poll::Ready(result),
                 Some(Poll::Pending) => return this.park_write(cx),

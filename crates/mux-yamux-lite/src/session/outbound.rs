@@ -211,9 +211,11 @@ impl Session {
     /// Frames up to `max` bytes of stream `id` for the caller to put on the
     /// wire at once, ahead of anything the session yields later, so a large
     /// write can go from the application's buffer to the transport without
-    /// a copy into the send buffer. `wire_free` says that the caller holds
-    /// the transport and nothing is queued on it. Always `Declined` unless
-    /// `Config::direct_writes` is set.
+    /// a copy into the send buffer, or a short answer without waiting for
+    /// the driver's turn. `wire_free` says that the caller holds the
+    /// transport and nothing is queued on it. When to ask is the caller's
+    /// policy: `Stream` asks for large writes only with
+    /// `Config::direct_writes`, and for a short write that answers a read.
     ///
     /// Frames only when the frame would be the very next one anyway: the
     /// session has nothing else to send
@@ -224,7 +226,7 @@ impl Session {
     /// large writer that buffered while the window was closed would stay
     /// ahead of it, and so buffer (copy) every later write too.
     pub fn send_direct(&mut self, id: u32, max: usize, wire_free: bool) -> DirectSend {
-        if !self.config.direct_writes || max == 0 || self.peer.is_none() || self.is_closing() {
+        if max == 0 || self.peer.is_none() || self.is_closing() {
             return DirectSend::Declined;
         }
         let max_payload = self.max_payload();

@@ -1,0 +1,76 @@
+//! Whether a short answer should be written by the task that wrote it.
+//!
+//! A short write that follows a read is usually an answer: the peer waits
+//! for it, and handing it to the driver costs a task wakeup before it
+//! leaves. Writing it from the writer's task pays when the transport's
+//! write is cheap (an in-memory pipe: a 64-byte round trip 1.6 → 1.2 µs)
+//! and costs when it is a syscall (TCP: many streams answering at once lost
+//! a quarter of their rate, each answer's syscall on its own task instead
+//! of in the driver's batch). The two differ by more than an order of
+//! magnitude per call, so the connection keeps a running cost of these
+//! writes and writes answers through only while it is low.
+//!
+//! Unlike the per-byte costs of large writes (which did not tell an
+//! in-memory pipe from TCP, docs/benchmarks-history.md, session 8), the
+//! cost of one small write is mostly the call itself.
+
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::Duration;
+
+/// A short write through at most this dear, in nanoseconds, keeps answers
+/// going through: a pipe write is a few hundred, a loopback TCP write
+/// several thousand.
+const CHEAP_NS: u32 = 2_000;
+
+/// While answers are dear, one in this many goes through anyway, so that
+/// a passing stall (a preempted thread) does not switch them off for good.
+const PROBE_EVERY: u32 = 32;
+
+/// The running cost of short writes made by the writing task.
+#[derive(Debug, Default)]
+pub(crate) struct AnswerCost {
+    /// Exponential average, weight ½: two dear writes switch answers off.
+    /// Races between writers lose a sample at worst.
+    average_ns: AtomicU32,
+    /// Answers queued while dear, for the probe.
+    skipped: AtomicU32,
+}
+
+impl AnswerCost {
+    /// Whether the next short answer should be written through.
+    pub(crate) fn pays(&self) -> bool {
+        if self.average_ns.load(Relaxed) <= CHEAP_NS {
+            return true;
+        }
+        let skipped = self.skipped.fetch_add(1, Relaxed);
+        skipped % PROBE_EVERY == PROBE_EVERY - 1
+    }
+
+    /// Records what one written-through answer took.
+    pub(crate) fn record(&self, took: Duration) {
+        let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let old = u64::from(self.average_ns.load(Relaxed));
+        let average = old.saturating_add(sample) / 2;
+        self.average_ns
+            .store(u32::try_from(average).unwrap_or(u32::MAX), Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dear_writes_switch_answers_off_and_a_probe_lets_cheap_ones_back() {
+        let cost = AnswerCost::default();
+        assert!(cost.pays(), "optimistic until measured");
+        cost.record(Duration::from_micros(8));
+        cost.record(Duration::from_micros(8));
+        let through = (0..PROBE_EVERY).filter(|_| cost.pays()).count();
+        assert_eq!(through, 1, "one probe per {PROBE_EVERY} while dear");
+        for _ in 0..4 {
+            cost.record(Duration::from_nanos(300));
+        }
+        assert!(cost.pays(), "cheap again after a few cheap probes");
+    }
+}

@@ -10,7 +10,7 @@ use mux_core::{DeadlineTimer, Deadlines, Direction, MuxedStream, StreamError, St
 
 use crate::driver::DirectWrite;
 use crate::session::{DirectSend, ReadChunk};
-use crate::shared::{lock, now, SharedRef};
+use crate::shared::{lock, now, Shared, SharedRef};
 use crate::wire::lite;
 
 /// One multiplexed stream.
@@ -192,7 +192,17 @@ impl Stream {
                     self.short_direct &= data.len() >= COPY_OUTSIDE_LOCK;
                     direct
                 }
-                DirectSend::AwaitWindow if data.len() < COPY_OUTSIDE_LOCK => return None,
+                // Queued under this lock rather than the next one.
+                DirectSend::AwaitWindow | DirectSend::Declined
+                    if data.len() < COPY_OUTSIDE_LOCK =>
+                {
+                    drop(egress);
+                    let written = guard.session.write(self.id, data);
+                    return Some(match finish_write(&mut guard, self.id, cx, written) {
+                        Some(result) => Poll::Ready(result),
+                        None => Poll::Pending,
+                    });
+                }
                 DirectSend::AwaitWindow => {
                     guard.register_write(self.id, cx);
                     return Some(Poll::Pending);
@@ -256,17 +266,28 @@ impl Stream {
                 guard.session.write_chunk(self.id, chunk.freeze())
             }
         };
-        match written {
-            Ok(Some(n)) => {
-                guard.notify_driver();
-                Some(Ok(n))
-            }
-            Ok(None) => {
-                guard.register_write(self.id, cx);
-                None
-            }
-            Err(e) => Some(Err(e.into())),
+        finish_write(&mut guard, self.id, cx, written)
+    }
+}
+
+/// What a write that went to the send buffer returns: the bytes taken
+/// (the driver told), or `None` with the writer registered to wait.
+fn finish_write<E: Into<io::Error>>(
+    guard: &mut Shared,
+    id: u32,
+    cx: &mut Context<'_>,
+    written: Result<Option<usize>, E>,
+) -> Option<io::Result<usize>> {
+    match written {
+        Ok(Some(n)) => {
+            guard.notify_driver();
+            Some(Ok(n))
         }
+        Ok(None) => {
+            guard.register_write(id, cx);
+            None
+        }
+        Err(e) => Some(Err(e.into())),
     }
 }
 

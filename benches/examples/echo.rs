@@ -1,7 +1,8 @@
 //! Many streams answering at once: each of STREAMS streams sends ROUNDS
 //! 64-byte requests, one at a time, and the peer echoes each; messages per
 //! second, medians of RUNS on one warm 2-worker runtime, for
-//! mux-yamux-lite with the default `Config` or with `direct_writes`.
+//! mux-yamux-lite with the default `Config` or with `direct_writes`, over
+//! TRANSPORT `duplex`, `tcp` or `h2-tunnel`.
 //!
 //! ```sh
 //! cargo run --release -p mux-benches --example echo -- TRANSPORT STREAMS ROUNDS RUNS [direct]
@@ -39,9 +40,7 @@ fn parse() -> Option<Case> {
         _ => return None,
     };
     Some(Case {
-        transport: [Transport::Duplex, Transport::Tcp]
-            .into_iter()
-            .find(|t| t.name() == transport)?,
+        transport: Transport::from_name(transport)?,
         streams: streams.parse().ok()?,
         rounds: rounds.parse().ok()?,
         runs: runs.parse::<usize>().ok()?.max(1),

@@ -46,9 +46,7 @@ fn parse() -> Option<Case> {
     let per_stream = kib.parse::<usize>().ok()?.checked_mul(KIB)?;
     Some(Case {
         contender: Contender::ALL.into_iter().find(|c| c.id() == contender)?,
-        transport: [Transport::Duplex, Transport::Tcp, Transport::H2]
-            .into_iter()
-            .find(|t| t.name() == transport)?,
+        transport: Transport::from_name(transport)?,
         streams,
         per_stream,
         total: streams.checked_mul(per_stream)?,

@@ -180,6 +180,7 @@ impl Stream {
         &mut self,
         cx: &mut Context<'_>,
         data: &[u8],
+        short: bool,
     ) -> Option<Poll<io::Result<usize>>> {
         let egress = self.shared.egress.try_lock().filter(|e| e.is_idle());
         let direct = {
@@ -189,13 +190,11 @@ impl Stream {
                 .send_direct(self.id, data.len(), egress.is_some())
             {
                 DirectSend::Framed(direct) => {
-                    self.short_direct &= data.len() >= COPY_OUTSIDE_LOCK;
+                    self.short_direct &= !short;
                     direct
                 }
                 // Queued under this lock rather than the next one.
-                DirectSend::AwaitWindow | DirectSend::Declined
-                    if data.len() < COPY_OUTSIDE_LOCK =>
-                {
+                DirectSend::AwaitWindow | DirectSend::Declined if short => {
                     drop(egress);
                     let written = guard.session.write(self.id, data);
                     return Some(match finish_write(&mut guard, self.id, cx, written) {
@@ -214,8 +213,8 @@ impl Stream {
         let mut egress = egress?;
         let payload = data.get(..direct.len).unwrap_or(data);
         let head = lite::data_head(direct.id, direct.flags, direct.len);
-        let answer = !self.shared.direct_writes;
-        let started = answer.then(now);
+        // Only the cost-gated answers of the default config are timed.
+        let started = (short && !self.shared.direct_writes).then(now);
         let result = egress.write_direct(cx, &head, payload);
         drop(egress);
         if let Some(started) = started {
@@ -299,13 +298,14 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         this.check_deadline(Direction::Write)?;
-        let direct = if data.len() >= COPY_OUTSIDE_LOCK {
-            this.shared.direct_writes
-        } else {
+        let short = data.len() < COPY_OUTSIDE_LOCK;
+        let direct = if short {
             this.short_direct && (this.shared.direct_writes || this.shared.answers.pays())
+        } else {
+            this.shared.direct_writes
         };
         if direct {
-            match this.try_write_direct(cx, data) {
+            match this.try_write_direct(cx, data, short) {
                 Some(Poll::Ready(result)) => return Poll::Ready(result),
                 Some(Poll::Pending) => return this.park_write(cx),
                 None => {}

@@ -1,0 +1,80 @@
+//! Stream churn run many times on one warm runtime: the summary's churn
+//! scenario (open, write 1 byte, close, accept, read to EOF) without a fresh
+//! runtime per run, for A/B comparisons and profiles of stream setup and
+//! teardown.
+//!
+//! ```sh
+//! cargo run --release -p mux-benches --example churn -- CONTENDER TRANSPORT TOTAL IN_FLIGHT RUNS
+//! cargo run --release -p mux-benches --example churn -- mux duplex 50000 16 9
+//! ```
+//!
+//! CONTENDER is a bench id (`raw`, `mux`, `mux-direct`, `yamux`,
+//! `tokio-yamux`), TRANSPORT `duplex`, `tcp` or `h2-tunnel`. Prints the
+//! median and every run in streams/s.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io;
+use std::process::ExitCode;
+
+use mux_benches::contender::Setup;
+use mux_benches::scenario::churn;
+use mux_benches::{measure, runner, with_contender, Contender, Transport};
+
+const USAGE: &str = "usage: churn CONTENDER TRANSPORT TOTAL IN_FLIGHT RUNS";
+
+/// What to run, from the command line.
+struct Case {
+    contender: Contender,
+    transport: Transport,
+    total: usize,
+    in_flight: usize,
+    runs: usize,
+}
+
+fn parse() -> Option<Case> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [contender, transport, total, in_flight, runs] = args.as_slice() else {
+        return None;
+    };
+    Some(Case {
+        contender: Contender::ALL.into_iter().find(|c| c.id() == contender)?,
+        transport: Transport::from_name(transport)?,
+        total: total.parse::<usize>().ok()?.max(1),
+        in_flight: in_flight.parse::<usize>().ok()?.max(1),
+        runs: runs.parse::<usize>().ok()?.max(1),
+    })
+}
+
+/// One run on a fresh connection; streams per second.
+async fn once(case: &Case) -> io::Result<f64> {
+    let setup = Setup::new(case.transport, case.in_flight);
+    with_contender!(case.contender, setup, |opener, acceptor| {
+        let elapsed = churn::lifecycles(&opener, acceptor, case.total, case.in_flight).await?;
+        Ok(case.total as f64 / elapsed.as_secs_f64().max(1e-9))
+    })
+}
+
+fn main() -> ExitCode {
+    let Some(case) = parse() else {
+        eprintln!("{USAGE}");
+        return ExitCode::FAILURE;
+    };
+    let figures = match measure::repeat_warm(case.runs, || once(&case)) {
+        Ok(figures) => figures,
+        Err(e) => {
+            eprintln!("{}: {e}", case.contender.name());
+            return ExitCode::FAILURE;
+        }
+    };
+    let all: Vec<String> = figures.iter().map(|f| format!("{f:.0}")).collect();
+    println!(
+        "{} over {}, {} lifecycles, {} at a time: median {:.0} streams/s ({})",
+        case.contender.name(),
+        case.transport.name(),
+        case.total,
+        case.in_flight,
+        runner::median(figures),
+        all.join(", ")
+    );
+    ExitCode::SUCCESS
+}

@@ -69,8 +69,10 @@ impl Connection {
     /// while too many opens await the peer's ACK. Cancel-safe.
     pub async fn open_stream(&self) -> Result<Stream, ConnError> {
         poll_fn(|cx| {
+            // Read before locking, as in `Stream::drop`.
+            let now = now();
             let mut guard = lock(&self.shared);
-            match guard.session.open(now()) {
+            match guard.session.open(now) {
                 Ok(Some(id)) => {
                     guard.notify_driver();
                     Poll::Ready(Ok(Stream::new(id, self.shared.clone())))

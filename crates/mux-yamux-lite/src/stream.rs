@@ -360,9 +360,12 @@ impl MuxedStream for Stream {
 
 impl Drop for Stream {
     fn drop(&mut self) {
+        // Read before locking: the clock is slow on some virtual machines,
+        // and every handle and the driver queue for this lock.
+        let now = now();
         let mut guard = lock(&self.shared);
         guard.forget_stream(self.id);
-        guard.session.detach(self.id, now());
+        guard.session.detach(self.id, now);
         guard.notify_driver();
         guard.wake_pending();
     }

@@ -42,7 +42,7 @@ pub struct Stream {
     deadlines: OnceLock<Deadlines>,
     read_timer: DeadlineTimer,
     write_timer: DeadlineTimer,
-    /// Whether a short write (under [`COPY_OUTSIDE_LOCK`]) may be written
+    /// Whether a short write (under [`SHORT_WRITE`]) may be written
     /// by this task when nothing is queued: once a read delivers bytes,
     /// until one such write goes (and, with `Config::direct_writes`, from
     /// the start). A write that answers what was read is latency-bound, so
@@ -127,6 +127,13 @@ impl Stream {
 /// taken, so a large copy never makes the driver wait for the lock; their
 /// buffers come from the payload pool.
 pub(crate) const COPY_OUTSIDE_LOCK: usize = 8 * 1024;
+
+/// Writes under this are short: the direct path takes them for messages
+/// (requests, answers), to be sent as soon as possible, and longer ones
+/// for bulk, which waits for the peer's window. The same bound as
+/// [`COPY_OUTSIDE_LOCK`], so that a short write the direct path declines
+/// is queued under the lock that path took, with no copy outside it.
+const SHORT_WRITE: usize = COPY_OUTSIDE_LOCK;
 
 impl AsyncRead for Stream {
     fn poll_read(
@@ -298,7 +305,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         this.check_deadline(Direction::Write)?;
-        let short = data.len() < COPY_OUTSIDE_LOCK;
+        let short = data.len() < SHORT_WRITE;
         let direct = if short {
             this.short_direct && (this.shared.direct_writes || this.shared.answers.pays())
         } else {

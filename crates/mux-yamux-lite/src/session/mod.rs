@@ -532,7 +532,7 @@ impl Session {
         if let Some(e) = closed {
             return Err(e);
         }
-        Ok(peer_known && s.send_committed())
+        Ok(s.send_committed(peer_known))
     }
 
     /// Closes the write side of `id`: FIN follows the buffered bytes.
@@ -554,7 +554,7 @@ impl Session {
         if let Some(e) = closed {
             return Err(e);
         }
-        let committed = peer_known && s.send_committed();
+        let committed = s.send_committed(peer_known);
         self.enqueue_data(id);
         Ok(committed)
     }

@@ -145,9 +145,12 @@ impl Stream {
     }
 
     /// Whether everything buffered (and a queued FIN) fits the peer's
-    /// window, so framing it needs nothing more from the peer.
-    pub(crate) fn send_committed(&self) -> bool {
-        self.reset.is_none()
+    /// window, so framing it needs nothing more from the peer. Before the
+    /// peer's HELLO (`peer_known` false) its window is not known, so
+    /// nothing is.
+    pub(crate) fn send_committed(&self, peer_known: bool) -> bool {
+        peer_known
+            && self.reset.is_none()
             && usize::try_from(self.send_window).is_ok_and(|w| self.send_buf.len() <= w)
     }
 

@@ -8,7 +8,8 @@
 //! a quarter of their rate, each answer's syscall on its own task instead
 //! of in the driver's batch). The two differ by more than an order of
 //! magnitude per call, so the connection keeps a running cost of these
-//! writes and writes answers through only while it is low.
+//! writes (timing one in [`SAMPLE_EVERY`] while they are cheap) and writes
+//! answers through only while it is low.
 //!
 //! Unlike the per-byte costs of large writes (which did not tell an
 //! in-memory pipe from TCP, docs/benchmarks-history.md, session 8), the
@@ -26,24 +27,49 @@ const CHEAP_NS: u32 = 2_000;
 /// a passing stall (a preempted thread) does not switch them off for good.
 const PROBE_EVERY: u32 = 32;
 
+/// While answers are cheap, one in this many is timed. Reading the clock
+/// twice costs about 50 ns on the benchmark machine's virtual CPU, which
+/// is a twentieth of a 64-byte round trip when every answer pays it; a
+/// transport that turns dear is still noticed within a few dozen answers.
+const SAMPLE_EVERY: u32 = 8;
+
+/// What to do with a short answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Leave it to the driver.
+    Queue,
+    /// Write it through; time the write (and [`AnswerCost::record`] it)
+    /// if `timed`.
+    Write { timed: bool },
+}
+
 /// The running cost of short writes made by the writing task.
 #[derive(Debug, Default)]
 pub(crate) struct AnswerCost {
     /// Exponential average, weight ½: two dear writes switch answers off.
     /// Races between writers lose a sample at worst.
     average_ns: AtomicU32,
-    /// Answers queued while dear, for the probe.
-    skipped: AtomicU32,
+    /// Answers decided so far, for the probe and the sampling. A plain load
+    /// and store, not a read-modify-write: a race between writers skews a
+    /// count by one, which only moves a sample or a probe.
+    counted: AtomicU32,
 }
 
 impl AnswerCost {
-    /// Whether the next short answer should be written through.
-    pub(crate) fn pays(&self) -> bool {
+    /// What to do with the next short answer.
+    pub(crate) fn next(&self) -> Answer {
+        let n = self.counted.load(Relaxed).wrapping_add(1);
+        self.counted.store(n, Relaxed);
         if self.average_ns.load(Relaxed) <= CHEAP_NS {
-            return true;
+            return Answer::Write {
+                timed: n % SAMPLE_EVERY == 0,
+            };
         }
-        let skipped = self.skipped.fetch_add(1, Relaxed);
-        skipped % PROBE_EVERY == PROBE_EVERY - 1
+        if n % PROBE_EVERY == 0 {
+            Answer::Write { timed: true }
+        } else {
+            Answer::Queue
+        }
     }
 
     /// Records what one written-through answer took.
@@ -63,14 +89,32 @@ mod tests {
     #[test]
     fn dear_writes_switch_answers_off_and_a_probe_lets_cheap_ones_back() {
         let cost = AnswerCost::default();
-        assert!(cost.pays(), "optimistic until measured");
+        let decide = |n: u32| (0..n).map(|_| cost.next()).collect::<Vec<_>>();
+        let cheap = decide(SAMPLE_EVERY);
+        assert!(
+            cheap.iter().all(|a| matches!(a, Answer::Write { .. })),
+            "optimistic until measured: {cheap:?}"
+        );
+        let timed = cheap
+            .iter()
+            .filter(|a| **a == Answer::Write { timed: true })
+            .count();
+        assert_eq!(timed, 1, "one cheap answer in {SAMPLE_EVERY} is timed");
         cost.record(Duration::from_micros(8));
         cost.record(Duration::from_micros(8));
-        let through = (0..PROBE_EVERY).filter(|_| cost.pays()).count();
-        assert_eq!(through, 1, "one probe per {PROBE_EVERY} while dear");
+        let dear = decide(PROBE_EVERY);
+        let probes: Vec<_> = dear.iter().filter(|a| **a != Answer::Queue).collect();
+        assert_eq!(
+            probes,
+            [&Answer::Write { timed: true }],
+            "one timed probe per {PROBE_EVERY} while dear"
+        );
         for _ in 0..4 {
             cost.record(Duration::from_nanos(300));
         }
-        assert!(cost.pays(), "cheap again after a few cheap probes");
+        assert!(
+            matches!(cost.next(), Answer::Write { .. }),
+            "cheap again after a few cheap probes"
+        );
     }
 }

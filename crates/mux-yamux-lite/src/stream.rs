@@ -8,6 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use mux_core::{DeadlineTimer, Deadlines, Direction, MuxedStream, StreamError, StreamId};
 
+use crate::answer_cost::Answer;
 use crate::driver::DirectWrite;
 use crate::session::{DirectSend, ReadChunk};
 use crate::shared::{lock, now, Shared, SharedRef};
@@ -53,6 +54,11 @@ pub struct Stream {
     /// Without the option, only while the transport's writes are cheap
     /// (`answer_cost`).
     short_direct: bool,
+    /// The last write went direct and the transport took and flushed all
+    /// of it, so nothing of this stream waits in the send buffer: a flush
+    /// has nothing to do and takes no lock (a request or answer that is
+    /// written and then flushed would otherwise pay one per message).
+    flushed: bool,
 }
 
 impl Stream {
@@ -65,6 +71,7 @@ impl Stream {
             read_timer: DeadlineTimer::new(),
             write_timer: DeadlineTimer::new(),
             short_direct,
+            flushed: false,
         }
     }
 
@@ -182,12 +189,14 @@ impl Stream {
     /// window is closed; a short one is buffered then, since its copy is
     /// cheap and the window may open before the driver's next turn.
     /// `None`: take the usual path. Never waits for the write side: if the
-    /// driver is writing, queuing is as good.
+    /// driver is writing, queuing is as good. A `timed` write's cost goes
+    /// into the connection's `answer_cost`.
     fn try_write_direct(
         &mut self,
         cx: &mut Context<'_>,
         data: &[u8],
         short: bool,
+        timed: bool,
     ) -> Option<Poll<io::Result<usize>>> {
         let egress = self.shared.egress.try_lock().filter(|e| e.is_idle());
         let direct = {
@@ -220,8 +229,7 @@ impl Stream {
         let mut egress = egress?;
         let payload = data.get(..direct.len).unwrap_or(data);
         let head = lite::data_head(direct.id, direct.flags, direct.len);
-        // Only the cost-gated answers of the default config are timed.
-        let started = (short && !self.shared.direct_writes).then(now);
+        let started = timed.then(now);
         let result = egress.write_direct(cx, &head, payload);
         drop(egress);
         if let Some(started) = started {
@@ -231,7 +239,10 @@ impl Stream {
         }
         Some(Poll::Ready(match result {
             // The common case takes no second lock.
-            Ok(DirectWrite::Written) => Ok(direct.len),
+            Ok(DirectWrite::Written) => {
+                self.flushed = true;
+                Ok(direct.len)
+            }
             Ok(DirectWrite::Queued) => {
                 lock(&self.shared).wake_driver();
                 Ok(direct.len)
@@ -305,14 +316,23 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         this.check_deadline(Direction::Write)?;
+        // Whatever path this write takes but a whole direct one may buffer.
+        this.flushed = false;
         let short = data.len() < SHORT_WRITE;
-        let direct = if short {
-            this.short_direct && (this.shared.direct_writes || this.shared.answers.pays())
+        let direct = if !short {
+            this.shared
+                .direct_writes
+                .then_some(Answer::Write { timed: false })
+        } else if !this.short_direct {
+            None
+        } else if this.shared.direct_writes {
+            // The option writes answers through whatever they cost.
+            Some(Answer::Write { timed: false })
         } else {
-            this.shared.direct_writes
+            Some(this.shared.answers.next())
         };
-        if direct {
-            match this.try_write_direct(cx, data, short) {
+        if let Some(Answer::Write { timed }) = direct {
+            match this.try_write_direct(cx, data, short, timed) {
                 Some(Poll::Ready(result)) => return Poll::Ready(result),
                 Some(Poll::Pending) => return this.park_write(cx),
                 None => {}
@@ -324,7 +344,15 @@ impl AsyncWrite for Stream {
         this.park_write(cx)
     }
 
+    /// Done once everything written is committed: framed, or buffered
+    /// within the peer's window. After a write that went straight to the
+    /// transport, done at once, without asking the session (so a stream
+    /// reset since then reports it on its next write, not here).
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.flushed {
+            self.check_deadline(Direction::Write)?;
+            return Poll::Ready(Ok(()));
+        }
         self.poll_write_side(cx, |s, id| s.flush(id))
     }
 

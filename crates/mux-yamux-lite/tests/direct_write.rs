@@ -8,7 +8,8 @@
 //! and the first after a read; without the option only the latter), that the bytes on the wire keep
 //! their order when the transport takes only part of a frame, that a
 //! closed window makes a large write wait without losing a byte (and a
-//! short one be buffered), and that a transport error reaches the writer.
+//! short one be buffered), that a flush after a direct write is done at
+//! once, and that a transport error reaches the writer.
 
 #![allow(
     clippy::unwrap_used,
@@ -362,6 +363,33 @@ async fn a_short_write_on_a_closed_window_is_buffered_and_sent_when_it_opens() {
         assert!(matches!(buffered, Some(Ok(4))), "buffered: {buffered:?}");
         let got = read_data(&mut peer, id, FRAME + 4).await;
         assert!(got[..FRAME] == data[..] && &got[FRAME..] == b"tail");
+    })
+    .await;
+}
+
+// A stream whose last write went whole to the transport answers a flush
+// without asking the session; any other write must make it ask again.
+#[tokio::test]
+async fn a_flush_after_a_direct_write_is_done_at_once_and_after_a_buffered_one_waits_for_the_window(
+) {
+    bounded(async {
+        let (_conn, mut peer, mut stream, id) = direct_stream(FRAME as u32).await;
+
+        let data = pattern(7, FRAME);
+        assert_eq!(stream.write(&data).await.unwrap(), FRAME);
+        let flushed = stream.flush().now_or_never();
+        assert!(matches!(flushed, Some(Ok(()))), "on the wire: {flushed:?}");
+        // The window is spent: the tail is buffered, and waits for credit.
+        assert!(matches!(stream.write(b"tail").now_or_never(), Some(Ok(4))));
+        let early = stream.flush().now_or_never();
+        assert!(
+            early.is_none(),
+            "flushed before the window opened: {early:?}"
+        );
+
+        let got = read_data(&mut peer, id, FRAME + 4).await;
+        assert!(got[..FRAME] == data[..] && &got[FRAME..] == b"tail");
+        stream.flush().await.unwrap();
     })
     .await;
 }

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use mux_benches::contender::Setup;
 use mux_benches::scenario::churn;
-use mux_benches::{measure, runner, with_contender, Contender, Transport};
+use mux_benches::{measure, with_contender, Contender, Transport};
 
 const USAGE: &str = "usage: churn CONTENDER TRANSPORT TOTAL IN_FLIGHT RUNS";
 
@@ -59,22 +59,14 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::FAILURE;
     };
-    let figures = match measure::repeat_warm(case.runs, || once(&case)) {
-        Ok(figures) => figures,
-        Err(e) => {
-            eprintln!("{}: {e}", case.contender.name());
-            return ExitCode::FAILURE;
-        }
-    };
-    let all: Vec<String> = figures.iter().map(|f| format!("{f:.0}")).collect();
-    println!(
-        "{} over {}, {} lifecycles, {} at a time: median {:.0} streams/s ({})",
-        case.contender.name(),
-        case.transport.name(),
-        case.total,
-        case.in_flight,
-        runner::median(figures),
-        all.join(", ")
-    );
-    ExitCode::SUCCESS
+    let figures = measure::repeat_warm(case.runs, || once(&case));
+    measure::report_figures(figures, case.contender.name(), |median, all| {
+        format!(
+            "{} over {}, {} lifecycles, {} at a time: median {median:.0} streams/s ({all})",
+            case.contender.name(),
+            case.transport.name(),
+            case.total,
+            case.in_flight,
+        )
+    })
 }

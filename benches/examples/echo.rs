@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use mux_benches::contender::{mux, Acceptor, Opener, Setup};
 use mux_benches::measure::{self, join_error};
-use mux_benches::{runner, Transport};
+use mux_benches::Transport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 
@@ -110,24 +110,18 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::FAILURE;
     };
-    let figures = match measure::repeat_warm(case.runs, || run(&case)) {
-        Ok(figures) => figures,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
+    let who = if case.direct {
+        "direct writes"
+    } else {
+        "default"
     };
-    println!(
-        "{} over {}, {} streams × {} round trips: median {:.0} messages/s",
-        if case.direct {
-            "direct writes"
-        } else {
-            "default"
-        },
-        case.transport.name(),
-        case.streams,
-        case.rounds,
-        runner::median(figures)
-    );
-    ExitCode::SUCCESS
+    let figures = measure::repeat_warm(case.runs, || run(&case));
+    measure::report_figures(figures, who, |median, all| {
+        format!(
+            "{who} over {}, {} streams × {} round trips: median {median:.0} messages/s ({all})",
+            case.transport.name(),
+            case.streams,
+            case.rounds,
+        )
+    })
 }

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use mux_benches::contender::Setup;
 use mux_benches::scenario::throughput;
-use mux_benches::{measure, runner, with_contender, Contender, Transport, CHUNK, KIB};
+use mux_benches::{measure, with_contender, Contender, Transport, CHUNK, KIB};
 
 const USAGE: &str = "usage: warm CONTENDER TRANSPORT STREAMS KIB_PER_STREAM RUNS [WRITE_BYTES]";
 
@@ -74,23 +74,15 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::FAILURE;
     };
-    let figures = match measure::repeat_warm(case.runs, || once(&case)) {
-        Ok(figures) => figures,
-        Err(e) => {
-            eprintln!("{}: {e}", case.contender.name());
-            return ExitCode::FAILURE;
-        }
-    };
-    let all: Vec<String> = figures.iter().map(|f| format!("{f:.0}")).collect();
-    println!(
-        "{} over {}, {} × {} KiB in {} B writes: median {:.0} MiB/s ({})",
-        case.contender.name(),
-        case.transport.name(),
-        case.streams,
-        case.per_stream / KIB,
-        case.write,
-        runner::median(figures),
-        all.join(", ")
-    );
-    ExitCode::SUCCESS
+    let figures = measure::repeat_warm(case.runs, || once(&case));
+    measure::report_figures(figures, case.contender.name(), |median, all| {
+        format!(
+            "{} over {}, {} × {} KiB in {} B writes: median {median:.0} MiB/s ({all})",
+            case.contender.name(),
+            case.transport.name(),
+            case.streams,
+            case.per_stream / KIB,
+            case.write,
+        )
+    })
 }

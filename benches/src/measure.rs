@@ -96,6 +96,27 @@ where
     (0..runs.max(1)).map(|_| rt.block_on(make())).collect()
 }
 
+/// How a bench example ends: on success it prints the line `line` makes
+/// from the median and every figure (to no decimals, comma-separated), on
+/// failure `who: error`; returns the process's exit code.
+pub fn report_figures(
+    figures: io::Result<Vec<f64>>,
+    who: &str,
+    line: impl FnOnce(f64, &str) -> String,
+) -> std::process::ExitCode {
+    match figures {
+        Ok(figures) => {
+            let all: Vec<String> = figures.iter().map(|f| format!("{f:.0}")).collect();
+            println!("{}", line(crate::runner::median(figures), &all.join(", ")));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{who}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The message of a caught panic.
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {

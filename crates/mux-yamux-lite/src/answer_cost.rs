@@ -57,7 +57,7 @@ pub(crate) struct AnswerCost {
 
 impl AnswerCost {
     /// What to do with the next short answer.
-    pub(crate) fn next(&self) -> Answer {
+    pub(crate) fn decide(&self) -> Answer {
         let n = self.counted.load(Relaxed).wrapping_add(1);
         self.counted.store(n, Relaxed);
         if self.average_ns.load(Relaxed) <= CHEAP_NS {
@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn dear_writes_switch_answers_off_and_a_probe_lets_cheap_ones_back() {
         let cost = AnswerCost::default();
-        let decide = |n: u32| (0..n).map(|_| cost.next()).collect::<Vec<_>>();
+        let decide = |n: u32| (0..n).map(|_| cost.decide()).collect::<Vec<_>>();
         let cheap = decide(SAMPLE_EVERY);
         assert!(
             cheap.iter().all(|a| matches!(a, Answer::Write { .. })),
@@ -113,7 +113,7 @@ mod tests {
             cost.record(Duration::from_nanos(300));
         }
         assert!(
-            matches!(cost.next(), Answer::Write { .. }),
+            matches!(cost.decide(), Answer::Write { .. }),
             "cheap again after a few cheap probes"
         );
     }

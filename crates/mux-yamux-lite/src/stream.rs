@@ -329,7 +329,7 @@ impl AsyncWrite for Stream {
             // The option writes answers through whatever they cost.
             Some(Answer::Write { timed: false })
         } else {
-            Some(this.shared.answers.next())
+            Some(this.shared.answers.decide())
         };
         if let Some(Answer::Write { timed }) = direct {
             match this.try_write_direct(cx, data, short, timed) {

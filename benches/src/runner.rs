@@ -8,6 +8,11 @@ use crate::measure::{self, Outcome};
 use crate::scenario::{self, Case, Metric};
 use crate::transport::Transport;
 
+/// Runs per figure unless asked otherwise: the figures swing by half from
+/// run to run on this machine, and five runs of everything but idle memory
+/// take about as long as one idle-memory figure.
+pub const DEFAULT_RUNS: usize = 5;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -26,7 +31,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             quick: false,
-            runs: 3,
+            runs: DEFAULT_RUNS,
             timeout: measure::DEFAULT_TIMEOUT,
             filters: Vec::new(),
         }
@@ -99,31 +104,27 @@ pub fn run(options: &Options, mut log: impl FnMut(&str)) -> Vec<Row> {
                 continue;
             }
             let metrics = case.work.metrics();
+            let work = case.work;
+            let rounds = work.runs(options.runs);
+            let measured = interleaved(&Contender::ALL, metrics.len(), rounds, |contender| {
+                if !case.contenders.contains(&contender) {
+                    return Err(Cell::NotApplicable("—"));
+                }
+                let setup = Setup::new(transport, work.max_streams());
+                if let Some(reason) = contender.unsupported(&setup) {
+                    return Err(Cell::NotApplicable(reason));
+                }
+                Ok(move || {
+                    measure::run(work.flavor(), options.timeout, || {
+                        scenario::run(work, contender, transport)
+                    })
+                })
+            });
             let mut cells: Vec<Vec<(Contender, Cell)>> = vec![Vec::new(); metrics.len()];
-            for contender in Contender::ALL {
-                let started = Instant::now();
-                let figures = measure_contender(options, &case, transport, contender);
-                log(&format!(
-                    "{:<15} {:<10} {:<16} {} ({:.1} s)",
-                    case.name,
-                    transport.name(),
-                    contender.name(),
-                    figures
-                        .iter()
-                        .zip(metrics)
-                        .map(|(cell, m)| match cell {
-                            Cell::Value(_) => {
-                                format!("{} {}", crate::report::cell_text(cell, m), m.unit)
-                            }
-                            Cell::Failed(e) => format!("error: {e}"),
-                            _ => crate::report::cell_text(cell, m),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    started.elapsed().as_secs_f64()
-                ));
-                for (slot, cell) in cells.iter_mut().zip(figures) {
-                    slot.push((contender, cell));
+            for measured in measured {
+                log(&progress_line(&case, transport, &measured));
+                for (slot, cell) in cells.iter_mut().zip(measured.cells) {
+                    slot.push((measured.contender, cell));
                 }
             }
             for (metric, cells) in metrics.iter().zip(cells) {
@@ -141,37 +142,127 @@ pub fn run(options: &Options, mut log: impl FnMut(&str)) -> Vec<Row> {
     rows
 }
 
-/// The cells of one contender for one case and transport: medians over
-/// the runs, or the reason there are none. A stall or failure ends the
-/// runs of that contender there.
-fn measure_contender(
-    options: &Options,
-    case: &Case,
-    transport: Transport,
-    contender: Contender,
-) -> Vec<Cell> {
-    let metrics = case.work.metrics().len();
-    let setup = Setup::new(transport, case.work.max_streams());
-    if !case.contenders.contains(&contender) {
-        return vec![Cell::NotApplicable("—"); metrics];
+/// `case transport contender figures [each run's first figure] (seconds)`,
+/// for the runner's log.
+fn progress_line(case: &Case, transport: Transport, measured: &Measured) -> String {
+    let metrics = case.work.metrics();
+    let figures = measured
+        .cells
+        .iter()
+        .zip(metrics)
+        .map(|(cell, m)| match cell {
+            Cell::Value(_) => format!("{} {}", crate::report::cell_text(cell, m), m.unit),
+            Cell::Failed(e) => format!("error: {e}"),
+            _ => crate::report::cell_text(cell, m),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let runs = match metrics.first() {
+        Some(m) if measured.runs.len() > 1 => {
+            let each: Vec<String> = measured
+                .runs
+                .iter()
+                .filter_map(|r| r.first())
+                .map(|&v| crate::report::cell_text(&Cell::Value(v), m))
+                .collect();
+            format!(" [{}]", each.join(", "))
+        }
+        _ => String::new(),
+    };
+    format!(
+        "{:<15} {:<10} {:<16} {figures}{runs} ({:.1} s)",
+        case.name,
+        transport.name(),
+        measured.contender.name(),
+        measured.took.as_secs_f64()
+    )
+}
+
+/// What [`interleaved`] measured of one contender.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// Who.
+    pub contender: Contender,
+    /// One cell per metric: the median of the runs, or why there is none.
+    pub cells: Vec<Cell>,
+    /// Every run's figures, in the order they ran.
+    pub runs: Vec<Vec<f64>>,
+    /// The time its runs took.
+    pub took: Duration,
+}
+
+/// Measures `contenders` in `rounds` rounds of one run each, not one
+/// contender's runs back to back: this machine runs in fast and slow spells
+/// of a few hundred milliseconds, longer than several runs together, so
+/// back-to-back runs could give one contender a spell of its own and the
+/// ratio would measure the machine. Each round starts one contender later
+/// than the one before, so that none always runs first or always follows
+/// the same other. `prepare` gives a contender's single-run measurement,
+/// or the cell it shows instead (not applicable); a run returns `metrics`
+/// figures. A run that stalls or fails ends that contender's runs: its
+/// cells say so. Returns one [`Measured`] per contender, in `contenders`
+/// order.
+pub fn interleaved<M>(
+    contenders: &[Contender],
+    metrics: usize,
+    rounds: usize,
+    mut prepare: impl FnMut(Contender) -> Result<M, Cell>,
+) -> Vec<Measured>
+where
+    M: FnMut() -> Outcome<Vec<f64>>,
+{
+    // A contender's measurement, while it still runs.
+    let mut running: Vec<Option<M>> = Vec::with_capacity(contenders.len());
+    let mut measured: Vec<Measured> = Vec::with_capacity(contenders.len());
+    for &contender in contenders {
+        let (measure, ended) = match prepare(contender) {
+            Ok(measure) => (Some(measure), None),
+            Err(cell) => (None, Some(cell)),
+        };
+        running.push(measure);
+        measured.push(Measured {
+            contender,
+            cells: ended.map_or_else(Vec::new, |cell| vec![cell; metrics]),
+            runs: Vec::new(),
+            took: Duration::ZERO,
+        });
     }
-    if let Some(reason) = contender.unsupported(&setup) {
-        return vec![Cell::NotApplicable(reason); metrics];
-    }
-    let mut runs: Vec<Vec<f64>> = Vec::new();
-    for _ in 0..options.runs.max(1) {
-        let work = case.work;
-        match measure::run(work.flavor(), options.timeout, || {
-            scenario::run(work, contender, transport)
-        }) {
-            Outcome::Done(figures) => runs.push(figures),
-            Outcome::Stalled => return vec![Cell::Stalled; metrics],
-            Outcome::Failed(e) => return vec![Cell::Failed(e); metrics],
+    let n = contenders.len();
+    for round in 0..rounds.max(1) {
+        for i in (0..n).map(|k| (k + round) % n) {
+            let (Some(slot), Some(m)) = (running.get_mut(i), measured.get_mut(i)) else {
+                continue;
+            };
+            let Some(measure) = slot else {
+                continue;
+            };
+            let started = Instant::now();
+            let outcome = measure();
+            m.took += started.elapsed();
+            let ended = match outcome {
+                Outcome::Done(figures) => {
+                    m.runs.push(figures);
+                    continue;
+                }
+                Outcome::Stalled => Cell::Stalled,
+                Outcome::Failed(e) => Cell::Failed(e),
+            };
+            m.cells = vec![ended; metrics];
+            *slot = None;
         }
     }
-    (0..metrics)
-        .map(|i| Cell::Value(median(runs.iter().map(|r| r[i]).collect())))
-        .collect()
+    for m in &mut measured {
+        if m.cells.is_empty() {
+            m.cells = (0..metrics)
+                .map(|i| {
+                    Cell::Value(median(
+                        m.runs.iter().filter_map(|r| r.get(i).copied()).collect(),
+                    ))
+                })
+                .collect();
+        }
+    }
+    measured
 }
 
 /// The median (the mean of the middle two for an even count).
@@ -184,5 +275,61 @@ pub fn median(mut values: Vec<f64>) -> f64 {
         values[n / 2]
     } else {
         (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_interleave_contenders_and_rotate_who_goes_first() {
+        let order = std::cell::RefCell::new(Vec::new());
+        let contenders = [Contender::Raw, Contender::Mux, Contender::Yamux];
+        let cells = interleaved(&contenders, 1, 3, |c| {
+            let order = &order;
+            Ok(move || {
+                order.borrow_mut().push(c);
+                Outcome::Done(vec![order.borrow().len() as f64])
+            })
+        });
+        use Contender::{Mux, Raw, Yamux};
+        assert_eq!(
+            *order.borrow(),
+            [Raw, Mux, Yamux, Mux, Yamux, Raw, Yamux, Raw, Mux]
+        );
+        // Raw ran 1st, 6th and 8th: its median is 6.
+        assert_eq!(cells[0].cells, [Cell::Value(6.0)]);
+        // Yamux ran 3rd, 5th and 7th.
+        assert_eq!(cells[2].cells, [Cell::Value(5.0)]);
+    }
+
+    #[test]
+    fn a_stall_ends_only_that_contenders_runs_and_fills_its_cells() {
+        use Contender::{Mux, Raw, Yamux};
+        let mux_runs = std::cell::Cell::new(0);
+        let cells = interleaved(&[Raw, Mux, Yamux], 2, 4, |c| {
+            if c == Yamux {
+                return Err(Cell::NotApplicable("no"));
+            }
+            let mux_runs = &mux_runs;
+            Ok(move || {
+                if c == Mux {
+                    mux_runs.set(mux_runs.get() + 1);
+                    if mux_runs.get() == 2 {
+                        return Outcome::Stalled;
+                    }
+                }
+                Outcome::Done(vec![1.0, 2.0])
+            })
+        });
+        assert_eq!(mux_runs.get(), 2, "no run after the stall");
+        assert_eq!(cells[1].runs, [vec![1.0, 2.0]], "the run before it is kept");
+        assert_eq!(cells[0].cells, [Cell::Value(1.0), Cell::Value(2.0)]);
+        assert_eq!(cells[1].cells, [Cell::Stalled, Cell::Stalled]);
+        assert_eq!(
+            cells[2].cells,
+            [Cell::NotApplicable("no"), Cell::NotApplicable("no")]
+        );
     }
 }

@@ -1,15 +1,16 @@
 //! The summary runner: every scenario, every contender, both transports,
-//! in one process; prints one markdown table (medians of 3 runs) and writes
-//! it to `benches/last-summary.md`, and draws `docs/benchmarks-streams.svg`.
+//! in one process; prints one markdown table (medians of 5 runs, the
+//! contenders taking turns) and writes it to `benches/last-summary.md`, and
+//! draws `docs/benchmarks-streams.svg`.
 //!
 //! ```text
 //! cargo run --release -p mux-benches --bin summary [-- OPTIONS] [FILTER...]
 //! ```
 //!
-//! Options: `--quick` (1 run each, smaller sizes), `--runs N` (3),
-//! `--timeout SECS` (20, per run), `--chart PATH` (draw the chart there
-//! even for a quick or filtered run; a full unfiltered run draws it to
-//! `docs/benchmarks-streams.svg`). A FILTER keeps the cases whose
+//! Options: `--quick` (1 run each, smaller sizes), `--runs N` (5; idle
+//! memory at most 3), `--timeout SECS` (10, per run), `--chart PATH` (draw
+//! the chart there even for a quick or filtered run; a full unfiltered run
+//! draws it to `docs/benchmarks-streams.svg`). A FILTER keeps the cases whose
 //! `name/transport` contains it, e.g. `bulk`, `round-trip`, `/tcp`.
 
 // A measurement tool: it reports on stdout/stderr, and panics on a broken
@@ -66,7 +67,11 @@ fn parse_args() -> Result<(Options, Option<PathBuf>), String> {
             filter => options.filters.push(filter.to_owned()),
         }
     }
-    options.runs = runs.unwrap_or(if options.quick { 1 } else { 3 });
+    options.runs = runs.unwrap_or(if options.quick {
+        1
+    } else {
+        runner::DEFAULT_RUNS
+    });
     Ok((options, chart))
 }
 
@@ -91,11 +96,13 @@ fn main() {
 
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let header = format!(
-        "mux benchmark summary: {} run(s) per figure (median), {} sizes, {} s bound per run, \
+        "mux benchmark summary: {} run(s) per figure (median; idle memory at most {}), the \
+         contenders taking turns run by run, {} sizes, {} s bound per run, \
          {cores} cores, runner took {:.0} s. Throughput runs on a 2-worker multi-thread \
          runtime, the round trip on a current-thread one; 64 KiB application writes. \
          ↑ higher is better, ↓ lower is better; ratios are mux-yamux-lite ÷ the other (\"direct\": its `Config::direct_writes` variant).\n",
         options.runs,
+        mux_benches::scenario::IDLE_RUNS,
         if options.quick { "quick" } else { "full" },
         options.timeout.as_secs_f64(),
         elapsed.as_secs_f64(),

@@ -111,6 +111,9 @@ const HOL: &[Metric] = &[
     },
 ];
 
+/// The most runs of an idle-memory figure ([`Work::runs`]).
+pub const IDLE_RUNS: usize = 3;
+
 impl Work {
     /// The figures [`run`] returns, in order.
     pub fn metrics(&self) -> &'static [Metric] {
@@ -129,6 +132,16 @@ impl Work {
         match self {
             Self::RoundTrip { .. } => Flavor::CurrentThread,
             _ => Flavor::MultiThread,
+        }
+    }
+
+    /// Runs per figure when `asked` are asked for. Idle memory is a heap
+    /// count that repeats to the byte and each of its runs waits 3 s for
+    /// the connection to settle, so it runs at most [`IDLE_RUNS`] times.
+    pub fn runs(&self, asked: usize) -> usize {
+        match self {
+            Self::IdleMemory { .. } => asked.min(IDLE_RUNS),
+            _ => asked,
         }
     }
 

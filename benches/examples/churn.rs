@@ -16,6 +16,7 @@
 use std::io;
 use std::process::ExitCode;
 
+use mux_benches::cli::{self, Words};
 use mux_benches::contender::Setup;
 use mux_benches::scenario::churn;
 use mux_benches::{measure, with_contender, Contender, Transport};
@@ -32,17 +33,16 @@ struct Case {
 }
 
 fn parse() -> Option<Case> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [contender, transport, total, in_flight, runs] = args.as_slice() else {
-        return None;
+    let mut words = Words::from_env();
+    let case = Case {
+        contender: words.contender()?,
+        transport: words.transport()?,
+        total: words.count()?,
+        in_flight: words.count()?,
+        runs: words.count()?,
     };
-    Some(Case {
-        contender: Contender::ALL.into_iter().find(|c| c.id() == contender)?,
-        transport: Transport::from_name(transport)?,
-        total: total.parse::<usize>().ok()?.max(1),
-        in_flight: in_flight.parse::<usize>().ok()?.max(1),
-        runs: runs.parse::<usize>().ok()?.max(1),
-    })
+    words.end()?;
+    Some(case)
 }
 
 /// One run on a fresh connection; streams per second.
@@ -56,8 +56,7 @@ async fn once(case: &Case) -> io::Result<f64> {
 
 fn main() -> ExitCode {
     let Some(case) = parse() else {
-        eprintln!("{USAGE}");
-        return ExitCode::FAILURE;
+        return cli::usage(USAGE);
     };
     let figures = measure::repeat_warm(case.runs, || once(&case));
     measure::report_figures(figures, case.contender.name(), |median, all| {

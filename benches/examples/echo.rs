@@ -14,6 +14,7 @@ use std::io;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use mux_benches::cli::{self, Words};
 use mux_benches::contender::{mux, Acceptor, Opener, Setup};
 use mux_benches::measure::{self, join_error};
 use mux_benches::Transport;
@@ -33,17 +34,22 @@ struct Case {
 }
 
 fn parse() -> Option<Case> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (transport, streams, rounds, runs, direct) = match args.as_slice() {
-        [t, s, r, n] => (t, s, r, n, false),
-        [t, s, r, n, d] if d == "direct" => (t, s, r, n, true),
-        _ => return None,
+    let mut words = Words::from_env();
+    let transport = words.transport()?;
+    let streams = words.number()?;
+    let rounds = words.number()?;
+    let runs = words.count()?;
+    let direct = match words.optional() {
+        None => false,
+        Some(d) if d == "direct" => true,
+        Some(_) => return None,
     };
+    words.end()?;
     Some(Case {
-        transport: Transport::from_name(transport)?,
-        streams: streams.parse().ok()?,
-        rounds: rounds.parse().ok()?,
-        runs: runs.parse::<usize>().ok()?.max(1),
+        transport,
+        streams,
+        rounds,
+        runs,
         direct,
     })
 }
@@ -107,8 +113,7 @@ async fn run(case: &Case) -> io::Result<f64> {
 
 fn main() -> ExitCode {
     let Some(case) = parse() else {
-        eprintln!("{USAGE}");
-        return ExitCode::FAILURE;
+        return cli::usage(USAGE);
     };
     let who = if case.direct {
         "direct writes"

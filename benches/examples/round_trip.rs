@@ -17,6 +17,7 @@
 use std::io;
 use std::process::ExitCode;
 
+use mux_benches::cli::{self, Words};
 use mux_benches::contender::Setup;
 use mux_benches::measure::{self, Flavor};
 use mux_benches::scenario::round_trip;
@@ -33,16 +34,15 @@ struct Case {
 }
 
 fn parse() -> Option<Case> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [contender, transport, iterations, runs] = args.as_slice() else {
-        return None;
+    let mut words = Words::from_env();
+    let case = Case {
+        contender: words.contender()?,
+        transport: words.transport()?,
+        iterations: words.count()?,
+        runs: words.count()?,
     };
-    Some(Case {
-        contender: Contender::ALL.into_iter().find(|c| c.id() == contender)?,
-        transport: Transport::from_name(transport)?,
-        iterations: iterations.parse::<usize>().ok()?.max(1),
-        runs: runs.parse::<usize>().ok()?.max(1),
-    })
+    words.end()?;
+    Some(case)
 }
 
 /// One run on a fresh connection; p50 and p99 in µs.
@@ -58,8 +58,7 @@ async fn once(case: &Case) -> io::Result<(f64, f64)> {
 
 fn main() -> ExitCode {
     let Some(case) = parse() else {
-        eprintln!("{USAGE}");
-        return ExitCode::FAILURE;
+        return cli::usage(USAGE);
     };
     measure::warm_allocator();
     let rt = measure::runtime(Flavor::CurrentThread);

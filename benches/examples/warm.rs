@@ -17,6 +17,7 @@
 use std::io;
 use std::process::ExitCode;
 
+use mux_benches::cli::{self, Words};
 use mux_benches::contender::Setup;
 use mux_benches::scenario::throughput;
 use mux_benches::{measure, with_contender, Contender, Transport, CHUNK, KIB};
@@ -36,25 +37,25 @@ struct Case {
 }
 
 fn parse() -> Option<Case> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (contender, transport, streams, kib, runs, write) = match args.as_slice() {
-        [c, t, s, k, r] => (c, t, s, k, r, None),
-        [c, t, s, k, r, w] => (c, t, s, k, r, Some(w)),
-        _ => return None,
+    let mut words = Words::from_env();
+    let contender = words.contender()?;
+    let transport = words.transport()?;
+    let streams = words.number()?;
+    let per_stream = words.number()?.checked_mul(KIB)?;
+    let runs = words.count()?;
+    let write = match words.optional() {
+        Some(w) => w.parse().ok().filter(|w| (1..=CHUNK).contains(w))?,
+        None => CHUNK,
     };
-    let streams: usize = streams.parse().ok()?;
-    let per_stream = kib.parse::<usize>().ok()?.checked_mul(KIB)?;
+    words.end()?;
     Some(Case {
-        contender: Contender::ALL.into_iter().find(|c| c.id() == contender)?,
-        transport: Transport::from_name(transport)?,
+        contender,
+        transport,
         streams,
         per_stream,
         total: streams.checked_mul(per_stream)?,
-        runs: runs.parse::<usize>().ok()?.max(1),
-        write: match write {
-            Some(w) => w.parse().ok().filter(|w| (1..=CHUNK).contains(w))?,
-            None => CHUNK,
-        },
+        runs,
+        write,
     })
 }
 
@@ -71,8 +72,7 @@ async fn once(case: &Case) -> io::Result<f64> {
 
 fn main() -> ExitCode {
     let Some(case) = parse() else {
-        eprintln!("{USAGE}");
-        return ExitCode::FAILURE;
+        return cli::usage(USAGE);
     };
     let figures = measure::repeat_warm(case.runs, || once(&case));
     measure::report_figures(figures, case.contender.name(), |median, all| {

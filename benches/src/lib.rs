@@ -17,7 +17,9 @@
 //! benches (`benches/benches`) and the summary runner (`src/bin/summary.rs`)
 //! drive every contender through the same code. [`measure`] runs one
 //! measurement on a fresh runtime, bounded in time, and [`report`] and
-//! [`chart`] turn the results into a markdown table and an SVG chart.
+//! [`chart`] turn the results into a markdown table and an SVG chart; [`cli`]
+//! reads the command lines of the examples (`benches/examples`), which repeat
+//! one scenario on a warm runtime for A/B comparisons and profiles.
 //!
 //! benches/README.md lists the scenarios and their sizes.
 
@@ -34,6 +36,7 @@
 
 pub mod alloc_count;
 pub mod chart;
+pub mod cli;
 pub mod contender;
 pub mod measure;
 pub mod pump;

@@ -96,13 +96,14 @@ fn main() {
 
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let header = format!(
-        "mux benchmark summary: {} run(s) per figure (median; idle memory at most {}), the \
-         contenders taking turns run by run, {} sizes, {} s bound per run, \
+        "mux benchmark summary: {} run(s) per figure (median; idle memory at most {}, the round \
+         trip {} times as many, each that much shorter), the contenders taking turns run by run, {} sizes, {} s bound per run, \
          {cores} cores, runner took {:.0} s. Throughput runs on a 2-worker multi-thread \
          runtime, the round trip on a current-thread one; 64 KiB application writes. \
          ↑ higher is better, ↓ lower is better; ratios are mux-yamux-lite ÷ the other (\"direct\": its `Config::direct_writes` variant).\n",
         options.runs,
         mux_benches::scenario::IDLE_RUNS,
+        mux_benches::scenario::ROUND_TRIP_SPLIT,
         if options.quick { "quick" } else { "full" },
         options.timeout.as_secs_f64(),
         elapsed.as_secs_f64(),

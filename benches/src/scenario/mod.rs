@@ -114,6 +114,12 @@ const HOL: &[Metric] = &[
 /// The most runs of an idle-memory figure ([`Work::runs`]).
 pub const IDLE_RUNS: usize = 3;
 
+/// Round-trip runs per run asked for ([`Work::runs`]), each an eighth as
+/// long as a single run would be: the machine changes speed within a few
+/// milliseconds, so short runs taking turns put every contender in the
+/// same spells, where long ones would each average their own.
+pub const ROUND_TRIP_SPLIT: usize = 8;
+
 impl Work {
     /// The figures [`run`] returns, in order.
     pub fn metrics(&self) -> &'static [Metric] {
@@ -137,10 +143,13 @@ impl Work {
 
     /// Runs per figure when `asked` are asked for. Idle memory is a heap
     /// count that repeats to the byte and each of its runs waits 3 s for
-    /// the connection to settle, so it runs at most [`IDLE_RUNS`] times.
+    /// the connection to settle, so it runs at most [`IDLE_RUNS`] times;
+    /// the round trip runs [`ROUND_TRIP_SPLIT`] times as often (its sizes
+    /// in [`cases`] are per short run).
     pub fn runs(&self, asked: usize) -> usize {
         match self {
             Self::IdleMemory { .. } => asked.min(IDLE_RUNS),
+            Self::RoundTrip { .. } => asked.saturating_mul(ROUND_TRIP_SPLIT),
             _ => asked,
         }
     }
@@ -167,7 +176,7 @@ impl Work {
                 per_stream,
             } => format!("{streams} × {}", size(per_stream)),
             Self::RoundTrip { iterations, .. } => {
-                format!("{} B × {iterations}", round_trip::MESSAGE)
+                format!("{} B × {iterations} per run", round_trip::MESSAGE)
             }
             Self::Churn { total, in_flight } => format!("{total}, {in_flight} at a time"),
             Self::IdleMemory { streams } => format!("{streams} streams"),
@@ -313,8 +322,8 @@ pub fn cases(quick: bool) -> Vec<Case> {
         Case {
             name: "round-trip",
             work: Work::RoundTrip {
-                warmup: pick(1000, 200),
-                iterations: pick(10_000, 2000),
+                warmup: pick(1000, 200) / ROUND_TRIP_SPLIT,
+                iterations: pick(10_000, 2000) / ROUND_TRIP_SPLIT,
             },
             transports: both.clone(),
             contenders: all.clone(),

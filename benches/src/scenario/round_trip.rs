@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::contender::{Acceptor, Opener};
+use crate::contender::{Acceptor, BenchStream, Opener};
 
 /// Size of a request and of its reply.
 pub const MESSAGE: usize = 64;
@@ -16,10 +16,26 @@ pub const MESSAGE: usize = 64;
 /// the timed latencies, sorted.
 pub async fn latencies<O: Opener, A: Acceptor>(
     opener: &O,
-    mut acceptor: A,
+    acceptor: A,
     warmup: usize,
     iterations: usize,
 ) -> io::Result<Vec<Duration>> {
+    let mut stream = connect(opener, acceptor).await?;
+    let mut times = Vec::with_capacity(iterations);
+    for i in 0..warmup + iterations {
+        let took = once(&mut stream).await?;
+        if i >= warmup {
+            times.push(took);
+        }
+    }
+    stream.shutdown().await?;
+    times.sort_unstable();
+    Ok(times)
+}
+
+/// Spawns a server task that echoes every message of the first stream
+/// `acceptor` accepts, and opens that stream.
+pub async fn connect<O: Opener, A: Acceptor>(opener: &O, mut acceptor: A) -> io::Result<O::Stream> {
     tokio::spawn(async move {
         let mut stream = acceptor.accept().await?;
         let mut buf = [0u8; MESSAGE];
@@ -33,22 +49,18 @@ pub async fn latencies<O: Opener, A: Acceptor>(
             stream.flush().await?;
         }
     });
-    let mut stream = opener.open().await?;
+    opener.open().await
+}
+
+/// One timed round trip on a stream that [`connect`] opened.
+pub async fn once<S: BenchStream>(stream: &mut S) -> io::Result<Duration> {
     let request = [7u8; MESSAGE];
     let mut reply = [0u8; MESSAGE];
-    let mut times = Vec::with_capacity(iterations);
-    for i in 0..warmup + iterations {
-        let start = Instant::now();
-        stream.write_all(&request).await?;
-        stream.flush().await?;
-        stream.read_exact(&mut reply).await?;
-        if i >= warmup {
-            times.push(start.elapsed());
-        }
-    }
-    stream.shutdown().await?;
-    times.sort_unstable();
-    Ok(times)
+    let start = Instant::now();
+    stream.write_all(&request).await?;
+    stream.flush().await?;
+    stream.read_exact(&mut reply).await?;
+    Ok(start.elapsed())
 }
 
 /// The `p`-th percentile (0..=100) of sorted `times`, nearest rank.

@@ -44,9 +44,9 @@ fn parse() -> Option<Case> {
     let transport = words.transport()?;
     let rounds = words.count()?;
     let batch = words.count()?;
-    let mut contenders = vec![words.contender()?];
-    while let Some(word) = words.optional() {
-        contenders.push(Words::new([word]).contender()?);
+    let contenders = words.contenders()?;
+    if contenders.is_empty() {
+        return None;
     }
     Some(Case {
         transport,
@@ -117,15 +117,16 @@ async fn run(case: &Case) -> io::Result<()> {
         let mut r = std::mem::take(&mut ratios[i]);
         r.sort_by(f64::total_cmp);
         let q = |f: f64| r[((r.len() - 1) as f64 * f) as usize];
+        let (low, high) = (q(0.25), q(0.75));
         println!(
             "{} over {}: p50 {:.2} µs over {} round trips; ÷ {base} per round: median {:.2}× (quartiles {:.2}–{:.2})",
             c.name(),
             case.transport.name(),
             micros(p50(&mut all[i])),
             all[i].len(),
-            runner::median(r.clone()),
-            q(0.25),
-            q(0.75),
+            runner::median(r),
+            low,
+            high,
         );
     }
     Ok(())

@@ -62,6 +62,15 @@ impl Words {
         self.0.next()?.parse().ok()
     }
 
+    /// Every word left, each a contender: a list that ends the command line.
+    pub fn contenders(&mut self) -> Option<Vec<Contender>> {
+        let mut all = Vec::new();
+        while self.0.len() > 0 {
+            all.push(self.contender()?);
+        }
+        Some(all)
+    }
+
     /// The next word if there is one: an optional last argument.
     pub fn optional(&mut self) -> Option<String> {
         self.0.next()
@@ -95,5 +104,12 @@ mod tests {
         let mut extra = Words::new(["9", "more"]);
         assert_eq!(extra.count(), Some(9));
         assert_eq!(extra.end(), None);
+        let mut list = Words::new(["raw", "mux"]);
+        assert_eq!(
+            list.contenders(),
+            Some(vec![Contender::Raw, Contender::Mux])
+        );
+        assert_eq!(list.end(), Some(()));
+        assert_eq!(Words::new(["raw", "nope"]).contenders(), None);
     }
 }

@@ -1,0 +1,301 @@
+//! Application commands: open and accept streams, read, write, flush,
+//! close either side, reset, and let go of a handle. Each checks the
+//! stream's state first, and none blocks: `Ok(None)` or `Ok(false)` means
+//! "try again after the matching [`Event`]".
+
+use bytes::Bytes;
+use std::time::Instant;
+
+use mux_core::{ConnError, StreamError};
+
+use super::stream::{RecvState, SendState, Stream};
+use super::{stream_in, Event, Lifecycle, ReadChunk, ReadOutcome, Session, MIN_SEND_SHARE};
+use crate::frame::go_away;
+
+impl Session {
+    /// Opens an outbound stream. `Ok(None)` means "wait for
+    /// [`Event::OpenReady`]": too many opens await ACK, or the peer's
+    /// stream limit is reached.
+    pub fn open(&mut self, now: Instant) -> Result<Option<u32>, ConnError> {
+        self.check_can_open()?;
+        let peer_limit = self.peer.map_or(usize::MAX, |h| {
+            usize::try_from(h.max_inbound_streams).unwrap_or(usize::MAX)
+        });
+        if self.pending_opens >= self.config.max_pending_opens || self.live_outbound >= peer_limit {
+            return Ok(None);
+        }
+        let id = self.next_local_id.ok_or(ConnError::StreamIdsExhausted)?;
+        self.next_local_id = id.checked_add(2);
+        let send_window = self.peer.map_or(0, |h| h.initial_window);
+        let stream = Stream::new(true, send_window, self.config.initial_window);
+        self.recv_budget_used = self
+            .recv_budget_used
+            .saturating_add(u64::from(stream.recv_window));
+        self.streams.insert(id, stream);
+        self.live_outbound = self.live_outbound.saturating_add(1);
+        self.pending_opens = self.pending_opens.saturating_add(1);
+        self.open_deadlines
+            .push_back((now.checked_add(self.config.open_timeout).unwrap_or(now), id));
+        self.enqueue_ctrl(id);
+        tracing::trace!(stream = id, "open");
+        Ok(Some(id))
+    }
+
+    fn check_can_open(&self) -> Result<(), ConnError> {
+        match &self.lifecycle {
+            Lifecycle::Closed(e) => return Err(e.clone()),
+            Lifecycle::Draining { .. } => {
+                return Err(ConnError::GoAwaySent {
+                    code: go_away::NORMAL,
+                })
+            }
+            Lifecycle::Active => {}
+        }
+        if let Some(code) = self.go_away_received {
+            return Err(ConnError::GoAway { code });
+        }
+        Ok(())
+    }
+
+    /// Takes the next inbound stream from the backlog (and owes it an ACK).
+    /// `Ok(None)` means "wait for [`Event::Incoming`]".
+    pub fn accept(&mut self) -> Result<Option<u32>, ConnError> {
+        while let Some(id) = self.accept_queue.pop_front() {
+            let Some(s) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            s.flags.in_backlog = false;
+            s.flags.detached = false;
+            s.flags.ack_pending = true;
+            self.enqueue_ctrl(id);
+            self.accepted = self.accepted.saturating_add(1);
+            return Ok(Some(id));
+        }
+        match &self.lifecycle {
+            Lifecycle::Closed(e) => Err(e.clone()),
+            Lifecycle::Draining { .. } => Err(ConnError::GoAwaySent {
+                code: go_away::NORMAL,
+            }),
+            Lifecycle::Active => match self.go_away_received {
+                Some(code) => Err(ConnError::GoAway { code }),
+                None => Ok(None),
+            },
+        }
+    }
+
+    fn closed_error(&self) -> Option<StreamError> {
+        match &self.lifecycle {
+            Lifecycle::Closed(e) => Some(StreamError::ConnectionClosed(e.clone())),
+            _ => None,
+        }
+    }
+
+    /// Copies received bytes of stream `id` into `dst`.
+    pub fn read(&mut self, id: u32, dst: &mut [u8]) -> Result<ReadOutcome, StreamError> {
+        let mut copied = 0usize;
+        loop {
+            let room = dst.len().saturating_sub(copied);
+            let chunk = match self.read_chunk(id, room) {
+                Ok(ReadChunk::Data(chunk)) if !chunk.is_empty() => chunk,
+                Ok(_) | Err(_) if copied > 0 => return Ok(ReadOutcome::Data(copied)),
+                Ok(ReadChunk::Data(_)) => return Ok(ReadOutcome::Data(0)),
+                Ok(ReadChunk::Eof) => return Ok(ReadOutcome::Eof),
+                Ok(ReadChunk::Blocked) => return Ok(ReadOutcome::Blocked),
+                Err(e) => return Err(e),
+            };
+            let end = copied.saturating_add(chunk.len());
+            if let Some(out) = dst.get_mut(copied..end) {
+                mux_core::copy::copy(out, &chunk);
+            }
+            copied = end;
+        }
+    }
+
+    /// Takes up to `max` received bytes of stream `id` without copying
+    /// them, so the caller can copy after releasing any lock. The chunk
+    /// may be shorter than `max` where a received frame ends.
+    pub fn read_chunk(&mut self, id: u32, max: usize) -> Result<ReadChunk, StreamError> {
+        let closed = self.closed_error();
+        let s = stream_in(&mut self.streams, &self.lifecycle, id)?;
+        if let Some(r) = s.reset {
+            return Err(r.into());
+        }
+        if s.flags.read_closed {
+            return Err(StreamError::ReadClosed);
+        }
+        if max == 0 {
+            return Ok(ReadChunk::Data(Bytes::new()));
+        }
+        if s.recv_buf.is_empty() {
+            return match (s.recv, closed) {
+                (RecvState::FinReceived, _) => Ok(ReadChunk::Eof),
+                (_, Some(e)) => Err(e),
+                _ => Ok(ReadChunk::Blocked),
+            };
+        }
+        let chunk = s.recv_buf.take(max, &mut self.spares);
+        let n32 = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+        s.recv_buffered = s.recv_buffered.saturating_sub(n32);
+        s.recv_consumed = s.recv_consumed.saturating_add(n32);
+        self.maybe_window_update(id);
+        Ok(ReadChunk::Data(chunk))
+    }
+
+    /// How many bytes a write to `id` may queue now (0: wait for
+    /// [`Event::Writable`]), or why it cannot write at all.
+    pub fn write_room(&mut self, id: u32) -> Result<usize, StreamError> {
+        let closed = self.closed_error();
+        let limit = self.send_limit();
+        let s = self.stream_mut(id)?;
+        if let Some(r) = s.reset {
+            return Err(r.into());
+        }
+        if s.send != SendState::Open {
+            return Err(StreamError::WriteClosed);
+        }
+        if let Some(e) = closed {
+            return Err(e);
+        }
+        Ok(limit.saturating_sub(s.send_buf.len()))
+    }
+
+    /// The most a stream may hold in its send buffer now: its share of
+    /// `connection_send_buffer` among the streams waiting to send, within
+    /// [`MIN_SEND_SHARE`] and `send_buffer`. A stream never waits on
+    /// another's bytes: with an empty buffer it always has room.
+    fn send_limit(&self) -> usize {
+        let max = self.config.send_buffer;
+        let share = self
+            .config
+            .connection_send_buffer
+            .checked_div(self.data_queue.len())
+            .unwrap_or(max);
+        share.max(MIN_SEND_SHARE.min(max)).min(max)
+    }
+
+    /// Queues bytes on stream `id`. `Ok(None)` means the send buffer is full:
+    /// wait for [`Event::Writable`].
+    pub fn write(&mut self, id: u32, data: &[u8]) -> Result<Option<usize>, StreamError> {
+        let n = self.write_room(id)?.min(data.len());
+        if n == 0 && !data.is_empty() {
+            return Ok(None);
+        }
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.send_buf
+                .extend_from_slice(data.get(..n).unwrap_or_default(), &mut self.spares);
+        }
+        self.enqueue_data(id);
+        Ok(Some(n))
+    }
+
+    /// Like [`write`](Self::write), but takes ownership of the bytes so they
+    /// are framed without another copy. Bytes beyond the room are dropped
+    /// and not counted.
+    pub fn write_chunk(&mut self, id: u32, mut chunk: Bytes) -> Result<Option<usize>, StreamError> {
+        let n = self.write_room(id)?.min(chunk.len());
+        if n == 0 && !chunk.is_empty() {
+            return Ok(None);
+        }
+        chunk.truncate(n);
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.send_buf.push(chunk, &mut self.spares);
+        }
+        self.enqueue_data(id);
+        Ok(Some(n))
+    }
+
+    /// Whether every byte written to `id` is committed: framed, or
+    /// buffered within the peer's window, so that the driver frames it
+    /// without waiting for anything from the peer. `Ok(false)` means wait
+    /// for [`Event::Writable`].
+    ///
+    /// Committed is as far as the session can promise (a framed byte may
+    /// still sit in the write queue), and waiting for the framing itself
+    /// would cost the writer a wakeup per flush for nothing more.
+    pub fn flush(&mut self, id: u32) -> Result<bool, StreamError> {
+        let closed = self.closed_error();
+        let peer_known = self.peer.is_some();
+        let s = self.stream_mut(id)?;
+        if let Some(r) = s.reset {
+            return Err(r.into());
+        }
+        if s.send_buf.is_empty() {
+            return Ok(true);
+        }
+        if let Some(e) = closed {
+            return Err(e);
+        }
+        Ok(s.send_committed(peer_known))
+    }
+
+    /// Closes the write side of `id`: FIN follows the buffered bytes.
+    /// `Ok(true)` once the FIN is committed (framed, or queued behind bytes
+    /// the peer's window already admits, as in [`flush`](Self::flush));
+    /// `Ok(false)` means wait for [`Event::Writable`].
+    pub fn close_write(&mut self, id: u32) -> Result<bool, StreamError> {
+        let closed = self.closed_error();
+        let peer_known = self.peer.is_some();
+        let s = self.stream_mut(id)?;
+        if let Some(r) = s.reset {
+            return Err(r.into());
+        }
+        match s.send {
+            SendState::FinSent => return Ok(true),
+            SendState::Open => s.send = SendState::FinQueued,
+            SendState::FinQueued => {}
+        }
+        if let Some(e) = closed {
+            return Err(e);
+        }
+        let committed = s.send_committed(peer_known);
+        self.enqueue_data(id);
+        Ok(committed)
+    }
+
+    /// Closes the read side of `id`: buffered bytes are dropped (and their
+    /// credit returned), later ones discarded, reads fail with `ReadClosed`.
+    pub fn close_read(&mut self, id: u32) -> Result<(), StreamError> {
+        let s = self.stream_mut(id)?;
+        if s.flags.read_closed {
+            return Ok(());
+        }
+        s.flags.read_closed = true;
+        let dropped = std::mem::take(&mut s.recv_buffered);
+        s.recv_buf.clear();
+        s.recv_consumed = s.recv_consumed.saturating_add(dropped);
+        self.maybe_window_update(id);
+        self.events.push_back(Event::Readable(id));
+        Ok(())
+    }
+
+    /// Resets `id` with `code`. A no-op on a finished or already reset stream.
+    pub fn reset(&mut self, id: u32, code: u32) {
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if s.is_finished() {
+            return;
+        }
+        self.reset_local(id, code);
+    }
+
+    /// The application dropped its handle on `id`. Unfinished streams close
+    /// both sides (written bytes still go out, then FIN) and get
+    /// `close_timeout` to finish before they are reset.
+    pub fn detach(&mut self, id: u32, now: Instant) {
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        s.flags.detached = true;
+        if !s.is_finished() {
+            if s.send == SendState::Open {
+                s.send = SendState::FinQueued;
+                self.enqueue_data(id);
+            }
+            let _ = self.close_read(id);
+            let deadline = now.checked_add(self.config.close_timeout).unwrap_or(now);
+            self.linger_deadlines.push_back((deadline, id));
+        }
+        self.after_change(id);
+    }
+}

@@ -1,0 +1,154 @@
+//! Ending the connection and its timers: the graceful close (GO_AWAY,
+//! then drain within `close_timeout`), the hard abort, and the clock-driven
+//! work the driver asks for with [`Session::poll_timeout`]: keepalive
+//! pings and their timeout, open timeouts, and lingering handles.
+
+use std::time::Instant;
+
+use mux_core::ConnError;
+
+use super::{Event, Lifecycle, Session};
+use crate::frame::{go_away, reset_code, Frame};
+
+impl Session {
+    /// Starts a graceful close: GO_AWAY, refuse new streams, let open ones
+    /// drain for at most `close_timeout`.
+    pub fn close(&mut self, now: Instant) {
+        if !matches!(self.lifecycle, Lifecycle::Active) {
+            return;
+        }
+        tracing::debug!("closing: go-away sent");
+        self.control.push_back(Frame::GoAway {
+            code: go_away::NORMAL,
+        });
+        let deadline = now.checked_add(self.config.close_timeout).unwrap_or(now);
+        self.lifecycle = Lifecycle::Draining { deadline };
+        self.drain_deadline = Some(deadline);
+        for id in std::mem::take(&mut self.accept_queue) {
+            if let Some(s) = self.streams.get_mut(&id) {
+                s.flags.in_backlog = false;
+                self.reset_local(id, reset_code::REFUSED);
+            }
+        }
+        self.events.push_back(Event::StateChanged);
+        self.check_drained();
+    }
+
+    /// Ends the connection at once (transport failure, or hard close).
+    /// Every stream fails with `err` once its buffered bytes are read.
+    pub fn abort(&mut self, err: ConnError) {
+        if matches!(self.lifecycle, Lifecycle::Closed(_)) {
+            return;
+        }
+        tracing::debug!(error = %err, "connection closed");
+        self.lifecycle = Lifecycle::Closed(err);
+        self.accept_queue.clear();
+        self.ctrl_queue.clear();
+        self.data_queue.clear();
+        self.streams.retain(|_, s| {
+            // Written bytes can no longer leave; received ones stay readable.
+            s.send_buf.clear();
+            s.flags.in_ctrl_queue = false;
+            s.flags.in_data_queue = false;
+            !(s.flags.detached || s.flags.in_backlog)
+        });
+        self.recv_budget_used = self
+            .streams
+            .values()
+            .map(|s| u64::from(s.recv_window))
+            .sum();
+        self.events.push_back(Event::StateChanged);
+    }
+
+    /// The next instant at which [`handle_timeout`](Self::handle_timeout)
+    /// has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if matches!(self.lifecycle, Lifecycle::Closed(_)) {
+            return None;
+        }
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        match self.ping_outstanding {
+            Some((_, sent)) if self.config.keepalive_interval.is_some() => {
+                consider(sent.checked_add(self.config.keepalive_timeout));
+            }
+            Some(_) => {}
+            None => consider(self.ping_due),
+        }
+        consider(self.open_deadlines.front().map(|d| d.0));
+        consider(self.linger_deadlines.front().map(|d| d.0));
+        if let Lifecycle::Draining { deadline } = self.lifecycle {
+            consider(Some(deadline));
+        }
+        next
+    }
+
+    /// Runs every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if matches!(self.lifecycle, Lifecycle::Closed(_)) {
+            return;
+        }
+        match self.ping_outstanding {
+            Some((_, sent)) => {
+                let expired = sent
+                    .checked_add(self.config.keepalive_timeout)
+                    .is_some_and(|t| t <= now);
+                if expired && self.config.keepalive_interval.is_some() {
+                    tracing::debug!("keepalive timeout");
+                    // The final GO_AWAY must be the last frame: drop what
+                    // waits (a GO_AWAY(0) of a close in the same turn, say).
+                    self.control.clear();
+                    self.owed_pong = None;
+                    self.control.push_back(Frame::GoAway {
+                        code: go_away::KEEPALIVE_TIMEOUT,
+                    });
+                    self.abort(ConnError::KeepaliveTimeout);
+                    return;
+                }
+            }
+            None => {
+                if self.ping_due.is_some_and(|t| t <= now) {
+                    let opaque = self.next_ping_opaque;
+                    self.next_ping_opaque = opaque.wrapping_add(1);
+                    self.control.push_back(Frame::Ping { ack: false, opaque });
+                    self.ping_outstanding = Some((opaque, now));
+                    self.ping_due = None;
+                }
+            }
+        }
+        while let Some(&(at, id)) = self.open_deadlines.front() {
+            if at > now {
+                break;
+            }
+            self.open_deadlines.pop_front();
+            if let Some(s) = self.streams.get(&id) {
+                if !s.flags.acked && s.reset.is_none() {
+                    tracing::debug!(stream = id, "open timeout");
+                    self.reset_local(id, reset_code::OPEN_TIMEOUT);
+                }
+            }
+        }
+        while let Some(&(at, id)) = self.linger_deadlines.front() {
+            if at > now {
+                break;
+            }
+            self.linger_deadlines.pop_front();
+            if self.streams.get(&id).is_some_and(|s| !s.is_finished()) {
+                self.reset_local(id, reset_code::CLOSE_TIMEOUT);
+            }
+        }
+        if let Lifecycle::Draining { deadline } = self.lifecycle {
+            if deadline <= now {
+                let ids: Vec<u32> = self.streams.keys().copied().collect();
+                for id in ids {
+                    self.reset(id, reset_code::CLOSE_TIMEOUT);
+                }
+                self.finish_close();
+            }
+        }
+    }
+}

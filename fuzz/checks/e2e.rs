@@ -575,6 +575,7 @@ fn config_from(cfg: &[u8; 8]) -> Config {
     c.open_timeout = Duration::from_secs(u64::from(cfg[6] >> 4) + 1);
     c.close_timeout = Duration::from_secs(u64::from(cfg[7] >> 4));
     c.direct_writes = cfg[6] & 8 == 0;
+    c.read_blocks_kept = [64, 0, 1, 2][usize::from((cfg[0] >> 2) & 3)];
     c
 }
 

@@ -85,6 +85,14 @@ pub struct Config {
     /// answers a read still goes through while the transport's writes are
     /// cheap (an in-memory pipe), since it costs no batching there.
     pub direct_writes: bool,
+    /// Full read blocks (256 KiB each, more if `max_frame_payload` needs
+    /// it) the driver keeps to reuse once the streams have read their
+    /// slices, instead of asking the allocator for fresh pages. While
+    /// traffic flows this is the memory a connection may keep beyond what
+    /// its streams hold; all of it goes after 0.5–1 s without reads. Lower
+    /// it for many busy connections on little memory; 0 keeps none.
+    /// Default 64 (16 MiB at most).
+    pub read_blocks_kept: usize,
 }
 
 impl Default for Config {
@@ -107,6 +115,7 @@ impl Default for Config {
             open_timeout: Duration::from_secs(75),
             close_timeout: Duration::from_secs(30),
             direct_writes: false,
+            read_blocks_kept: 64,
         }
     }
 }

@@ -72,7 +72,13 @@ pub(crate) struct Driver<T> {
 
 impl<T: AsyncRead + AsyncWrite> Driver<T> {
     pub(crate) fn new(io: ReadHalf<T>, shared: SharedRef) -> Self {
-        let max = lock(&shared).session.max_frame_value();
+        let (max, kept) = {
+            let guard = lock(&shared);
+            (
+                guard.session.max_frame_value(),
+                guard.session.config().read_blocks_kept,
+            )
+        };
         let max_frame = usize::try_from(max)
             .unwrap_or(usize::MAX)
             .saturating_add(mux_frame::HEADER_LEN);
@@ -80,7 +86,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             io,
             shared,
             codec: FrameCodec::with_max_value_len(max),
-            read: ReadBuffer::new(max_frame),
+            read: ReadBuffer::new(max_frame, kept),
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             read_closed: false,
             flush_deadline: None,

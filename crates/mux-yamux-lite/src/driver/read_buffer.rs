@@ -11,8 +11,8 @@
 //! So a full block is retired, not dropped: the buffer keeps a handle to
 //! it, and once its last slice is gone, it becomes the next block.
 //!
-//! Limits: at most [`MAX_RETIRED`] handles are kept (older ones are let
-//! go; their memory is then freed by whoever drops the last slice), and
+//! Limits: at most `Config::read_blocks_kept` handles are kept (older ones
+//! are let go; their memory is then freed by whoever drops the last slice), and
 //! once nothing has been read for an idle spell ([`IDLE_TRIM`] to twice
 //! that: the check runs on a timer, once per spell), every block is let go, so
 //! an idle connection holds no read buffer at all. Trimming waits for that
@@ -39,8 +39,6 @@ const ALIGN_AFTER: usize = 16 * 1024;
 /// Small reads in a row after which reads are no longer aligned (one
 /// small read often finishes what a large one began).
 const SMALL_READS_TO_STOP: u8 = 4;
-/// Retired blocks tracked, waiting for their slices to be read.
-pub(crate) const MAX_RETIRED: usize = 64;
 /// How long nothing must have been read before the blocks are let go.
 pub(crate) const IDLE_TRIM: Duration = Duration::from_millis(500);
 
@@ -62,6 +60,8 @@ pub(crate) struct ReadBuffer {
     unallocated: bool,
     retired: VecDeque<BytesMut>,
     block: usize,
+    /// Most retired blocks tracked, waiting for their slices to be read.
+    kept: usize,
     /// The largest frame, header included.
     max_frame: usize,
     /// Bytes of partial frames copied to a new block (for tests).
@@ -77,15 +77,17 @@ pub(crate) struct ReadBuffer {
 }
 
 impl ReadBuffer {
-    /// A buffer for frames of at most `max_frame` bytes, header included.
+    /// A buffer for frames of at most `max_frame` bytes, header included,
+    /// that keeps at most `kept` retired blocks for reuse.
     /// A block always holds a whole frame plus [`MIN_ROOM`], so a frame
     /// moved to a fresh block never needs another move.
-    pub(crate) fn new(max_frame: usize) -> Self {
+    pub(crate) fn new(max_frame: usize, kept: usize) -> Self {
         Self {
             buf: BytesMut::new(),
             unallocated: true,
             retired: VecDeque::new(),
             block: BLOCK.max(max_frame.saturating_add(MIN_ROOM)),
+            kept,
             max_frame,
             #[cfg(test)]
             carried: 0,
@@ -171,7 +173,10 @@ impl ReadBuffer {
         mux_core::copy::extend(&mut next, &self.buf);
         let mut old = std::mem::replace(&mut self.buf, next);
         old.clear();
-        if self.retired.len() >= MAX_RETIRED {
+        if self.kept == 0 {
+            return;
+        }
+        if self.retired.len() >= self.kept {
             self.retired.pop_front();
         }
         self.retired.push_back(old);
@@ -261,6 +266,9 @@ impl ReadBuffer {
 mod tests {
     use super::*;
 
+    /// The default of `Config::read_blocks_kept`.
+    const KEPT: usize = 64;
+
     fn fill(rb: &mut ReadBuffer, n: usize) {
         rb.make_room();
         let room = rb.buf.capacity() - rb.buf.len();
@@ -275,7 +283,7 @@ mod tests {
 
     #[test]
     fn a_read_with_no_partial_frame_starts_on_a_page_boundary() {
-        let mut rb = ReadBuffer::new(64 * 1024 + 5);
+        let mut rb = ReadBuffer::new(64 * 1024 + 5, KEPT);
         rb.make_room();
         rb.buf.extend_from_slice(&[1u8; 100]);
         rb.note_read(100);
@@ -325,7 +333,7 @@ mod tests {
     /// and decodes whole frames after every read; returns the bytes carried
     /// to new blocks.
     fn carried_in_bulk(frame_len: usize, frames: usize) -> usize {
-        let mut rb = ReadBuffer::new(64 * 1024 + 10);
+        let mut rb = ReadBuffer::new(64 * 1024 + 10, KEPT);
         let value = u32::try_from(frame_len - 5).unwrap().to_be_bytes();
         let mut one = vec![0u8, value[0], value[1], value[2], value[3]];
         one.resize(frame_len, 0xAB);
@@ -368,7 +376,7 @@ mod tests {
 
     #[test]
     fn a_whole_undecoded_frame_is_not_carried_to_a_new_block() {
-        let mut rb = ReadBuffer::new(64 * 1024 + 5);
+        let mut rb = ReadBuffer::new(64 * 1024 + 5, KEPT);
         assert!(rb.make_room().is_some());
         assert!(!rb.holds_frame());
         rb.buf.extend_from_slice(&[0, 0, 0, 0, 3, 1, 2]);
@@ -391,7 +399,7 @@ mod tests {
 
     #[test]
     fn a_block_nothing_refers_to_is_reused_in_place() {
-        let mut rb = ReadBuffer::new(64 * 1024 + 5);
+        let mut rb = ReadBuffer::new(64 * 1024 + 5, KEPT);
         fill(&mut rb, BLOCK);
         let first = rb.buf.as_ptr();
         drop(rb.buf.split_to(rb.buf.len() - 3));
@@ -403,7 +411,7 @@ mod tests {
 
     #[test]
     fn a_retired_block_comes_back_once_its_slices_are_dropped() {
-        let mut rb = ReadBuffer::new(64 * 1024 + 5);
+        let mut rb = ReadBuffer::new(64 * 1024 + 5, KEPT);
         fill(&mut rb, BLOCK);
         let first = rb.buf.as_ptr();
         // Frames no stream has read yet pin the block; 10 bytes of the
@@ -433,14 +441,14 @@ mod tests {
 
     #[test]
     fn retired_handles_and_free_blocks_are_bounded() {
-        let mut rb = ReadBuffer::new(1024);
+        let mut rb = ReadBuffer::new(1024, KEPT);
         let mut pins = Vec::new();
-        for _ in 0..MAX_RETIRED + 5 {
+        for _ in 0..KEPT + 5 {
             fill(&mut rb, BLOCK);
             pins.push(rb.buf.split().freeze());
         }
         fill(&mut rb, 0);
-        assert_eq!(rb.retired(), MAX_RETIRED);
+        assert_eq!(rb.retired(), KEPT);
         pins.clear();
         rb.buf.clear();
         let t0 = Instant::now();
@@ -453,7 +461,7 @@ mod tests {
         rb.note_read(1);
         let t1 = t0 + IDLE_TRIM;
         assert_eq!(rb.trim(t1), Trim::Later(t1 + IDLE_TRIM), "read since");
-        assert_eq!(rb.retired(), MAX_RETIRED, "nothing let go while busy");
+        assert_eq!(rb.retired(), KEPT, "nothing let go while busy");
         let t2 = t1 + IDLE_TRIM;
         assert_eq!(rb.trim(t2), Trim::Done, "a whole spell without reads");
         assert_eq!(rb.retired(), 0);
@@ -462,9 +470,24 @@ mod tests {
     }
 
     #[test]
+    fn the_kept_blocks_follow_the_configured_bound() {
+        for kept in [0, 2] {
+            let mut rb = ReadBuffer::new(1024, kept);
+            let mut pins = Vec::new();
+            for _ in 0..5 {
+                fill(&mut rb, BLOCK);
+                pins.push(rb.buf.split().freeze());
+            }
+            fill(&mut rb, 0);
+            assert_eq!(rb.retired(), kept, "older handles let go");
+            assert!(rb.buf.capacity() >= BLOCK, "a fresh block all the same");
+        }
+    }
+
+    #[test]
     fn a_frame_larger_than_the_usual_block_fits_after_one_move() {
         let max = 1024 * 1024 + 5;
-        let mut rb = ReadBuffer::new(max);
+        let mut rb = ReadBuffer::new(max, KEPT);
         let block = rb.block;
         fill(&mut rb, block - 10);
         // Earlier frames are still being read; a new frame has begun.

@@ -1,0 +1,143 @@
+//! The reading half: DATA frames of the incoming body, or the upgraded
+//! connection.
+
+use std::{
+    fmt, io,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    task::{ready, Context, Poll},
+};
+
+use bytes::{Buf, Bytes};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt};
+use hyper::body::Body;
+use tokio::io::{AsyncRead, ReadBuf};
+
+use super::shared::{linger, ResetHandle, Shared};
+use super::TunnelKind;
+use crate::error::{incoming_error, BoxError};
+
+/// The incoming body of a body-mode tunnel, whatever its type: hyper's
+/// [`Incoming`](hyper::body::Incoming) on the client and under a plain hyper server, a framework's
+/// body type (axum's `Body`) under a framework.
+pub(super) type InBody = UnsyncBoxBody<Bytes, BoxError>;
+
+pub(super) enum ReadInner {
+    Body {
+        // A mutex only to make the reader `Sync` whatever the body type;
+        // it is reached with `get_mut`, never locked.
+        body: Mutex<InBody>,
+        chunk: Bytes,
+    },
+    Upgraded,
+    /// After a reset, so the incoming body is released at once.
+    Released,
+}
+
+/// The reading half of a tunnel: the incoming body's DATA frames (trailers
+/// are ignored), or the upgraded connection.
+///
+/// A peer's `RST_STREAM` fails reads with [`StreamError::Reset`](mux_core::StreamError::Reset)
+/// (`remote: true`, `ConnectionReset`) and a lost connection with
+/// [`StreamError::ConnectionClosed`](mux_core::StreamError::ConnectionClosed).
+pub struct TunnelReader {
+    pub(super) shared: Arc<Shared>,
+    pub(super) inner: ReadInner,
+}
+
+impl fmt::Debug for TunnelReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TunnelReader")
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TunnelReader {
+    /// A handle that resets this reader's tunnel.
+    pub fn reset_handle(&self) -> ResetHandle {
+        ResetHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Which HTTP mechanism carries the tunnel.
+    pub fn kind(&self) -> TunnelKind {
+        self.shared.kind
+    }
+}
+
+impl AsyncRead for TunnelReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.shared.wakers.read.register(cx.waker());
+        if let Some(err) = this.shared.reset_error() {
+            this.inner = ReadInner::Released;
+            return Poll::Ready(Err(err));
+        }
+        match &mut this.inner {
+            ReadInner::Body { body, chunk } => {
+                let body = body.get_mut().unwrap_or_else(PoisonError::into_inner);
+                poll_read_body(body, chunk, cx, buf)
+            }
+            ReadInner::Upgraded => this
+                .shared
+                .poll_upgraded(cx, |io, cx| io.poll_read(cx, buf)),
+            // Only entered together with a reset, handled above.
+            ReadInner::Released => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl Drop for TunnelReader {
+    fn drop(&mut self) {
+        // In body mode this side's stream lives while the incoming body
+        // does (hyper's pipe task releases its sending handle once it has
+        // queued END_STREAM); an upgraded tunnel lingers in `Shared`'s drop.
+        if !self.shared.lingers() {
+            return;
+        }
+        if let ReadInner::Body { body, .. } =
+            std::mem::replace(&mut self.inner, ReadInner::Released)
+        {
+            let mut body = body.into_inner().unwrap_or_else(PoisonError::into_inner);
+            linger(self.shared.kind, async move {
+                while let Some(Ok(_)) = body.frame().await {}
+            });
+        }
+    }
+}
+
+fn poll_read_body(
+    body: &mut InBody,
+    chunk: &mut Bytes,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    if buf.remaining() == 0 {
+        return Poll::Ready(Ok(()));
+    }
+    loop {
+        if !chunk.is_empty() {
+            let n = chunk.len().min(buf.remaining());
+            mux_core::copy::put(buf, chunk.get(..n).unwrap_or_default());
+            chunk.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        // hyper releases flow-control window as each frame is polled, so at
+        // most one DATA frame waits here in `chunk`.
+        match ready!(Pin::new(&mut *body).poll_frame(cx)) {
+            None => return Poll::Ready(Ok(())),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    *chunk = data;
+                }
+            }
+            Some(Err(e)) => return Poll::Ready(Err(incoming_error(e))),
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The state shared by a tunnel's reader, writer, outgoing body and reset
+//! handles: the reset code (one atomic, first reset wins), the wakers, and
+//! an upgraded connection behind a mutex. A reset or the last drop decides
+//! here whether the receiving side lingers (see [`DROP_LINGER`]).
+
+use std::{
+    fmt,
+    future::Future,
+    io,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
+    },
+    task::{ready, Context, Poll, Wake, Waker},
+};
+
+use futures_util::task::AtomicWaker;
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use mux_core::StreamError;
+
+use super::{TunnelKind, DEFAULT_RESET_CODE, DROP_LINGER};
+use crate::error::{upgraded_io_error, TunnelError};
+
+/// Wakers of the three parties that may wait on a tunnel.
+#[derive(Debug, Default)]
+pub(super) struct Wakers {
+    pub(super) read: AtomicWaker,
+    pub(super) write: AtomicWaker,
+    // The outgoing body, polled by hyper's connection task.
+    pub(super) body: AtomicWaker,
+}
+
+impl Wake for Wakers {
+    // Used only to poll a pending upgrade, which both halves may wait on
+    // while the future keeps a single waker: wake both.
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.read.wake();
+        self.write.wake();
+    }
+}
+
+pub(super) enum UpState {
+    /// The server-side upgrade completes once the response has gone out.
+    Pending(OnUpgrade),
+    Ready(TokioIo<Upgraded>),
+    Failed(Arc<hyper::Error>),
+    /// Dropped by a reset.
+    Gone,
+}
+
+const RESET_FLAG: u64 = 1 << 32;
+
+/// State shared by the reader, the writer, the outgoing body and every
+/// [`ResetHandle`] of one tunnel.
+pub(crate) struct Shared {
+    pub(super) kind: TunnelKind,
+    pub(super) wakers: Arc<Wakers>,
+    upgrade_waker: Waker,
+    // 0 until reset, then `RESET_FLAG | code`: one atomic, so the first
+    // reset's code is the one everybody sees.
+    reset: AtomicU64,
+    // Set once `poll_shutdown` has succeeded: dropping then lingers.
+    pub(super) write_shut: AtomicBool,
+    upgraded: Option<Mutex<UpState>>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("kind", &self.kind)
+            .field("reset", &self.reset_code())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub(super) fn new(kind: TunnelKind, upgraded: Option<UpState>) -> Arc<Self> {
+        let wakers = Arc::new(Wakers::default());
+        Arc::new(Self {
+            kind,
+            upgrade_waker: Waker::from(wakers.clone()),
+            wakers,
+            reset: AtomicU64::new(0),
+            write_shut: AtomicBool::new(false),
+            upgraded: upgraded.map(Mutex::new),
+        })
+    }
+
+    pub(super) fn reset_code(&self) -> Option<u32> {
+        let state = self.reset.load(Ordering::Acquire);
+        if state & RESET_FLAG == 0 {
+            return None;
+        }
+        u32::try_from(state & u64::from(u32::MAX)).ok()
+    }
+
+    pub(super) fn reset_error(&self) -> Option<io::Error> {
+        self.reset_code().map(|code| {
+            StreamError::Reset {
+                code,
+                remote: false,
+            }
+            .into()
+        })
+    }
+
+    /// Whether the receiving side must outlive the tunnel: the writer shut
+    /// down cleanly and nothing reset the tunnel since.
+    pub(super) fn lingers(&self) -> bool {
+        self.write_shut.load(Ordering::Acquire) && self.reset_code().is_none()
+    }
+
+    fn lock_upgraded(&self) -> Option<MutexGuard<'_, UpState>> {
+        // Every state transition is a single assignment, so a poisoned lock
+        // still holds a consistent state.
+        self.upgraded
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn reset(&self, code: u32) {
+        let state = RESET_FLAG | u64::from(code);
+        if self
+            .reset
+            .compare_exchange(0, state, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        tracing::debug!(kind = ?self.kind, code, "mux-h2: tunnel reset");
+        let io = self
+            .lock_upgraded()
+            .map(|mut state| std::mem::replace(&mut *state, UpState::Gone));
+        // Dropped outside the lock: hyper may wake other tasks on drop.
+        if let Some(UpState::Ready(io)) = io {
+            abort_upgraded(io.into_inner());
+        }
+        self.wakers.read.wake();
+        self.wakers.write.wake();
+        self.wakers.body.wake();
+    }
+
+    /// Runs `op` on the upgraded connection, first driving a pending upgrade.
+    pub(super) fn poll_upgraded<T>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut TokioIo<Upgraded>>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let Some(mut state) = self.lock_upgraded() else {
+            return Poll::Ready(Err(io::Error::other("mux-h2: tunnel has no upgraded I/O")));
+        };
+        loop {
+            match &mut *state {
+                UpState::Pending(on_upgrade) => {
+                    let mut up_cx = Context::from_waker(&self.upgrade_waker);
+                    match ready!(Pin::new(on_upgrade).poll(&mut up_cx)) {
+                        Ok(upgraded) => {
+                            tracing::trace!(kind = ?self.kind, "mux-h2: upgrade complete");
+                            *state = UpState::Ready(TokioIo::new(upgraded));
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "mux-h2: upgrade failed");
+                            *state = UpState::Failed(Arc::new(e));
+                        }
+                    }
+                }
+                UpState::Ready(io) => {
+                    return op(Pin::new(io), cx).map_err(upgraded_io_error);
+                }
+                UpState::Failed(e) => {
+                    return Poll::Ready(Err(TunnelError::Upgrade(e.clone()).into()));
+                }
+                UpState::Gone => {
+                    return Poll::Ready(Err(self.reset_error().unwrap_or_else(|| {
+                        StreamError::Reset {
+                            code: DEFAULT_RESET_CODE,
+                            remote: false,
+                        }
+                        .into()
+                    })));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last reference to an upgraded tunnel: its reader, writer and
+        // every `ResetHandle` are gone.
+        if !self.lingers() {
+            return;
+        }
+        let Some(state) = self.upgraded.as_mut() else {
+            return;
+        };
+        let state = std::mem::replace(
+            state.get_mut().unwrap_or_else(PoisonError::into_inner),
+            UpState::Gone,
+        );
+        if let UpState::Ready(mut io) = state {
+            linger(self.kind, async move {
+                let _ = tokio::io::copy(&mut io, &mut tokio::io::sink()).await;
+            });
+        }
+    }
+}
+
+/// Keeps a dropped tunnel's receiving side alive in a task that runs `drain`
+/// for at most [`DROP_LINGER`]: while an HTTP/2 stream has a receiving
+/// handle, h2 neither cancels it nor discards the DATA it still has to send.
+/// `drain` ends when the peer ends its side (the stream is then closed, and
+/// queued DATA still goes out), resets it, or the connection goes.
+pub(super) fn linger(kind: TunnelKind, drain: impl Future<Output = ()> + Send + 'static) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::debug!(?kind, "mux-h2: tunnel dropped outside a runtime; no linger");
+        return;
+    };
+    runtime.spawn(async move {
+        if tokio::time::timeout(DROP_LINGER, drain).await.is_err() {
+            tracing::debug!(
+                ?kind,
+                "mux-h2: dropped tunnel's peer kept its side open past DROP_LINGER"
+            );
+        }
+    });
+}
+
+/// Drops an upgraded connection as abruptly as hyper allows: a plain TCP
+/// connection is closed with RST (zero linger) so the peer sees a reset
+/// rather than EOF; anything else is just dropped.
+fn abort_upgraded(upgraded: Upgraded) {
+    match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
+        Ok(parts) => {
+            if let Err(e) = parts.io.inner().set_zero_linger() {
+                tracing::debug!(error = %e, "mux-h2: cannot set zero linger for reset");
+            }
+        }
+        Err(upgraded) => drop(upgraded),
+    }
+}
+
+/// A cloneable handle that resets its tunnel from any task, even while
+/// another task is blocked reading or writing it.
+///
+/// After a reset, this side's reads and writes fail at once with
+/// [`StreamError::Reset`] (`remote: false`, `ConnectionReset`), and data
+/// still in flight may be discarded. What the peer sees depends on the
+/// [`TunnelKind`], because hyper exposes a stream reset only for bodies:
+///
+/// | kind | on the wire | the peer's reads | the peer's writes |
+/// |---|---|---|---|
+/// | `H2Body` | `RST_STREAM(code)` | fail, `ConnectionReset`, with the code¹ | fail |
+/// | `H2Connect` | the stream ends, then `RST_STREAM(CANCEL)` | EOF | fail, `ConnectionReset` |
+/// | `Http1Upgrade` | client: TCP RST; server: TCP FIN² | `ConnectionReset` / EOF | fail |
+///
+/// ¹ Except code 0 (`NO_ERROR`), which hyper reports as a clean end of
+/// stream. The `RST_STREAM` leaves once hyper next polls the outgoing body:
+/// while it holds a chunk waiting for send window (the peer has stopped
+/// reading), the reset waits for that window too.
+/// ² hyper-util wraps the server's connection in a type that cannot be
+/// reached to set a zero linger.
+#[derive(Debug, Clone)]
+pub struct ResetHandle {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl ResetHandle {
+    /// Resets with [`DEFAULT_RESET_CODE`].
+    pub fn reset(&self) {
+        self.shared.reset(DEFAULT_RESET_CODE);
+    }
+
+    /// Resets, sending `code` as the HTTP/2 error code where the
+    /// [`TunnelKind`] allows. Only the first reset counts.
+    pub fn reset_with(&self, code: u32) {
+        self.shared.reset(code);
+    }
+
+    /// Whether the tunnel has been reset by this side.
+    pub fn is_reset(&self) -> bool {
+        self.shared.reset_code().is_some()
+    }
+
+    /// Which HTTP mechanism carries the tunnel.
+    pub fn kind(&self) -> TunnelKind {
+        self.shared.kind
+    }
+}

@@ -231,15 +231,22 @@ pub async fn run(work: Work, contender: Contender, transport: Transport) -> io::
             streams,
             per_stream,
         } => {
-            let mut figures = Vec::with_capacity(3);
-            for stalled in [false, true] {
-                let elapsed = with_contender!(contender, setup, |opener, acceptor| {
+            // [without, with] the stalled stream, each the sum of two
+            // transfers in the order of `hol::ORDER`.
+            let mut elapsed = [Duration::ZERO; 2];
+            for stalled in hol::ORDER {
+                let took = with_contender!(contender, setup, |opener, acceptor| {
                     hol::transfer(&opener, acceptor, streams, per_stream, stalled).await?
                 });
-                figures.push(throughput::mib_per_s(streams * per_stream, elapsed));
+                let total = &mut elapsed[usize::from(stalled)];
+                *total = total.saturating_add(took);
             }
-            figures.push(figures[1] / figures[0]);
-            Ok(figures)
+            let [plain, with_stall] = [false, true].map(|stalled| {
+                let transfers = hol::ORDER.iter().filter(|&&s| s == stalled).count();
+                let took = elapsed[usize::from(stalled)];
+                throughput::mib_per_s(transfers * streams * per_stream, took)
+            });
+            Ok(vec![plain, with_stall, with_stall / plain])
         }
     }
 }

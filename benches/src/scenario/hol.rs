@@ -47,7 +47,7 @@ pub async fn transfer<O: Opener, A: Acceptor>(
     if let Some((peer, writer)) = stalled_peer {
         // Stopped, not left to run: a muxer may keep granting credit to a
         // stream whose reader is gone (ours does, for `close_timeout`), and
-        // a writer left pumping would load the machine for the runs after.
+        // a writer left pumping would load the machine for the transfers after.
         writer.abort();
         let _ = writer.await;
         drop(peer);

@@ -364,10 +364,10 @@ async fn echo_over_tcp_is_intact_with_no_or_two_read_blocks_kept() {
             echo_server(Connection::new(sock, Role::Server, server_config)).await
         });
         let sock = TcpStream::connect(addr).await.expect("connect");
-        let client = Arc::new(Connection::new(sock, Role::Client, config));
+        let client = Connection::new(sock, Role::Client, config);
         let mut tasks = JoinSet::new();
         for seed in 0..8u64 {
-            let client = Arc::clone(&client);
+            let client = client.clone();
             tasks.spawn(async move {
                 let data = pattern(seed, 4 << 20);
                 let stream = client.open_stream().await.expect("open");

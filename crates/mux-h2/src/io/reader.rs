@@ -20,7 +20,7 @@ use crate::error::{incoming_error, BoxError};
 /// The incoming body of a body-mode tunnel, whatever its type: hyper's
 /// [`Incoming`](hyper::body::Incoming) on the client and under a plain hyper server, a framework's
 /// body type (axum's `Body`) under a framework.
-pub(super) type InBody = UnsyncBoxBody<Bytes, BoxError>;
+type InBody = UnsyncBoxBody<Bytes, BoxError>;
 
 pub(super) enum ReadInner {
     Body {

@@ -173,13 +173,10 @@ impl ReadBuffer {
         mux_core::copy::extend(&mut next, &self.buf);
         let mut old = std::mem::replace(&mut self.buf, next);
         old.clear();
-        if self.kept == 0 {
-            return;
-        }
-        if self.retired.len() >= self.kept {
+        self.retired.push_back(old);
+        if self.retired.len() > self.kept {
             self.retired.pop_front();
         }
-        self.retired.push_back(old);
     }
 
     /// Starts a read that holds no partial frame at a page boundary, while

@@ -42,7 +42,8 @@ impl fmt::Display for StreamId {
 /// - Deadlines interrupt a pending operation with `TimedOut` and close
 ///   nothing; see [`Deadlines`].
 /// - Dropping a stream is an implicit close of both directions: what was
-///   written is still delivered, then FIN; unread inbound data is discarded.
+///   written is still delivered, then FIN; unread inbound data is discarded,
+///   and an implementation may reset a peer that keeps sending to it.
 pub trait MuxedStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {
     /// The stream's id within its connection.
     fn id(&self) -> StreamId;

@@ -89,6 +89,9 @@ pub mod reset_code {
     pub const OPEN_TIMEOUT: u32 = 0xFFFF_FF03;
     /// The stream did not finish within the close timeout of a closing connection.
     pub const CLOSE_TIMEOUT: u32 = 0xFFFF_FF04;
+    /// The stream's handle was dropped while the peer kept sending, and the
+    /// peer used up the credit it held (TCP's reset for data nobody reads).
+    pub const DROPPED: u32 = 0xFFFF_FF05;
 }
 
 /// The settings each side announces first.

@@ -386,3 +386,55 @@ async fn echo_over_tcp_is_intact_with_no_or_two_read_blocks_kept() {
         assert_eq!((count, err), (8, None), "kept {kept}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_keeps_sending_to_a_dropped_stream_over_tcp_is_reset_and_still_reads_the_answer(
+) {
+    let mut config = Config::default();
+    // Only the dropped-stream rule, not the linger deadline, can end the writer.
+    config.close_timeout = Duration::from_secs(3600);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server_config = config.clone();
+    let server = tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.expect("accept");
+        let conn = Connection::new(sock, Role::Server, server_config);
+        let mut s = conn.accept_stream().await.expect("accept stream");
+        let mut first = [0u8; 1];
+        s.read_exact(&mut first).await.expect("first byte");
+        s.write_all(b"no thanks").await.expect("answer");
+        drop(s); // while the client is still sending
+        conn
+    });
+    let sock = TcpStream::connect(addr).await.expect("connect");
+    let client = Connection::new(sock, Role::Client, config);
+    let mut s = client.open_stream().await.expect("open");
+    s.write_all(b"q").await.expect("first byte");
+    // An upload answered early (HTTP's 413): the client writes on without
+    // reading, and still gets the answer after its writes are refused.
+    let chunk = vec![7u8; 64 * 1024];
+    let err = bounded(async {
+        let mut sent = 0usize;
+        loop {
+            if let Err(e) = s.write_all(&chunk).await {
+                break (e, sent);
+            }
+            sent += chunk.len();
+        }
+    })
+    .await;
+    let (err, sent) = err;
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+    let typed = StreamError::from_io(&err).expect("typed");
+    assert!(typed.is_remote(), "{typed}");
+    assert_eq!(
+        typed.reset_code(),
+        Some(mux_yamux_lite::frame::reset_code::DROPPED)
+    );
+    // Bounded by the credit held at the drop (plus what the write buffer takes).
+    assert!(sent <= 4 << 20, "{sent} bytes went to a dropped stream");
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.expect("answer then EOF");
+    assert_eq!(answer, b"no thanks");
+    let _server_conn = server.await.expect("server task");
+}

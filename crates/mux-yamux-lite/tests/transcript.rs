@@ -5,7 +5,7 @@ mod support;
 use mux_core::{ConnError, MuxedStream, StreamError};
 use mux_yamux_lite::frame::{go_away, reset_code, Flags, Frame, Hello};
 use mux_yamux_lite::{Config, Role};
-use support::{connect, hello, quiet_config};
+use support::{bounded, connect, data, hello, quiet_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn syn(id: u32) -> Frame {
@@ -339,4 +339,148 @@ async fn reset_before_the_syn_left_sends_nothing_and_keeps_the_connection() {
     assert_eq!(second.id().get(), 3);
     // The first frame about any stream is stream 3's SYN: no RESET for 1.
     assert_eq!(peer.recv_significant().await, Some(syn(3)));
+}
+
+/// Sends `len` zero bytes on stream `id` in frames of at most 64 KiB.
+async fn send_zeros(peer: &mut support::RawPeer, id: u32, mut len: usize) {
+    while len > 0 {
+        let n = len.min(64 * 1024);
+        peer.send(data(id, Flags::NONE, &vec![0; n])).await;
+        len = len.saturating_sub(n);
+    }
+}
+
+/// A config whose linger never ends a test: only the dropped-stream rule can.
+fn long_linger() -> Config {
+    let mut c = quiet_config();
+    c.close_timeout = std::time::Duration::from_secs(3600);
+    c
+}
+
+/// The server accepts stream 1 (whose request the peer sent), answers and
+/// drops it; the answer and FIN go out first, as for any dropped stream.
+#[allow(clippy::unwrap_used)]
+async fn answer_and_drop() -> (mux_yamux_lite::Connection, support::RawPeer, Hello) {
+    let (conn, mut peer) = connect(Role::Server, long_linger());
+    let h = peer.handshake().await;
+    peer.send(data(1, Flags::SYN, b"request")).await;
+    let mut s = conn.accept_stream().await.unwrap();
+    s.write_all(b"answer").await.unwrap();
+    drop(s);
+    assert_eq!(peer.read_until_fin(1).await, b"answer");
+    (conn, peer, h)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_stream_grants_no_credit_and_is_reset_once_its_peer_spends_it() {
+    bounded(async {
+        let (conn, mut peer, h) = answer_and_drop().await;
+        send_zeros(&mut peer, 1, h.initial_window as usize - b"request".len()).await;
+        loop {
+            match peer.recv().await {
+                Some(Frame::Reset { id: 1, code }) => {
+                    assert_eq!(code, reset_code::DROPPED);
+                    break;
+                }
+                Some(Frame::Window { id: 1, delta, .. }) => {
+                    assert_eq!(delta, 0, "credit granted to a dropped stream");
+                }
+                Some(other) => panic!("unexpected {other:?}"),
+                None => panic!("EOF before the reset"),
+            }
+        }
+        // Stragglers for stream 1 are discarded; the connection goes on.
+        peer.send(data(1, Flags::NONE, b"late")).await;
+        peer.send(data(3, Flags::SYN.with(Flags::FIN), b"b")).await;
+        let mut s = conn.accept_stream().await.unwrap();
+        let mut got = String::new();
+        s.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "b");
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_stream_whose_peer_finishes_within_its_credit_is_not_reset() {
+    bounded(async {
+        let (conn, mut peer, h) = answer_and_drop().await;
+        // All but one byte of the credit, then FIN: the peer never waited.
+        send_zeros(
+            &mut peer,
+            1,
+            h.initial_window as usize - b"request".len() - 1,
+        )
+        .await;
+        peer.send(data(1, Flags::FIN, b"")).await;
+        peer.send(data(3, Flags::SYN, b"c")).await;
+        let mut s = conn.accept_stream().await.unwrap();
+        s.shutdown().await.unwrap();
+        loop {
+            match peer.recv().await {
+                Some(Frame::Reset { id, code }) => panic!("stream {id} reset with {code:#x}"),
+                Some(Frame::Window { id: 1, delta, .. }) => {
+                    assert_eq!(delta, 0, "credit granted to a dropped stream");
+                }
+                Some(Frame::Window { id: 3, flags, .. } | Frame::Data { id: 3, flags, .. }) => {
+                    if flags.contains(Flags::FIN) {
+                        break;
+                    }
+                }
+                Some(other) => panic!("unexpected {other:?}"),
+                None => panic!("EOF before stream 3's FIN"),
+            }
+        }
+        assert_eq!(
+            conn.stats().streams,
+            1,
+            "stream 1 finished and was reclaimed"
+        );
+    })
+    .await;
+}
+
+/// A peer answers, FINs, then resets with `code` the stream we keep writing
+/// to; returns what our read to EOF gives and the error our writes get.
+#[allow(clippy::unwrap_used)]
+async fn reset_after_the_peers_fin(code: u32) -> (std::io::Result<Vec<u8>>, std::io::Error) {
+    let (conn, mut peer) = connect(Role::Client, quiet_config());
+    peer.handshake().await;
+    let mut s = conn.open_stream().await.unwrap();
+    s.write_all(b"upload").await.unwrap();
+    assert_eq!(
+        peer.recv_significant().await,
+        Some(data(1, Flags::SYN, b"upload"))
+    );
+    peer.send(data(1, Flags::ACK, b"too large")).await;
+    peer.send(data(1, Flags::FIN, b"")).await;
+    peer.send(Frame::Reset { id: 1, code }).await;
+    // The write fails once the reset is in; the reset frame came last, so a
+    // later write sees it.
+    let write_err = loop {
+        match s.write_all(b"more").await.and(s.flush().await) {
+            Ok(()) => tokio::task::yield_now().await,
+            Err(e) => break e,
+        }
+    };
+    let mut answer = Vec::new();
+    let read = s.read_to_end(&mut answer).await.map(|_| answer);
+    (read, write_err)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reset_for_a_dropped_stream_after_its_fin_keeps_what_arrived_readable() {
+    let (read, write_err) = bounded(reset_after_the_peers_fin(reset_code::DROPPED)).await;
+    assert_eq!(read.expect("answer then EOF"), b"too large");
+    assert_eq!(write_err.kind(), std::io::ErrorKind::ConnectionReset);
+    let typed = StreamError::from_io(&write_err).expect("typed");
+    assert_eq!(typed.reset_code(), Some(reset_code::DROPPED));
+    assert!(typed.is_remote());
+}
+
+#[tokio::test(start_paused = true)]
+async fn any_other_reset_after_the_peers_fin_discards_what_arrived() {
+    let (read, write_err) = bounded(reset_after_the_peers_fin(reset_code::CANCEL)).await;
+    let err = read.expect_err("a cancel abandons both directions");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    assert_eq!(write_err.kind(), std::io::ErrorKind::ConnectionReset);
 }

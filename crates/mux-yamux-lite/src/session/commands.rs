@@ -117,7 +117,7 @@ impl Session {
     pub fn read_chunk(&mut self, id: u32, max: usize) -> Result<ReadChunk, StreamError> {
         let closed = self.closed_error();
         let s = stream_in(&mut self.streams, &self.lifecycle, id)?;
-        if let Some(r) = s.reset {
+        if let Some(r) = s.read_reset() {
             return Err(r.into());
         }
         if s.flags.read_closed {
@@ -281,7 +281,9 @@ impl Session {
 
     /// The application dropped its handle on `id`. Unfinished streams close
     /// both sides (written bytes still go out, then FIN) and get
-    /// `close_timeout` to finish before they are reset.
+    /// `close_timeout` to finish before they are reset; they return no more
+    /// credit, so a peer that spends what it holds is reset with
+    /// [`DROPPED`](crate::frame::reset_code::DROPPED) at once.
     pub fn detach(&mut self, id: u32, now: Instant) {
         let Some(s) = self.streams.get_mut(&id) else {
             return;

@@ -258,6 +258,8 @@ impl Session {
             }
             s.recv_credit = s.recv_credit.saturating_sub(len32);
             if s.flags.read_closed {
+                // Discarded; `maybe_window_update` returns the credit only
+                // while a handle exists.
                 s.recv_consumed = s.recv_consumed.saturating_add(len32);
                 self.maybe_window_update(id);
             } else {
@@ -329,7 +331,15 @@ impl Session {
         }
         tracing::trace!(stream = id, code, "reset by peer");
         s.reset = Some(ResetInfo { code, remote: true });
-        s.clear_buffers();
+        if code == reset_code::DROPPED && s.recv == RecvState::FinReceived {
+            // The peer sent everything, FIN included, before it dropped its
+            // handle; the reset stops our sending only, as a TCP half-close
+            // would not lose what already arrived.
+            s.flags.reads_outlive_reset = true;
+            s.send_buf.clear();
+        } else {
+            s.clear_buffers();
+        }
         s.flags.syn_pending = false;
         s.flags.ack_pending = false;
         s.flags.window_pending = false;

@@ -44,7 +44,12 @@ impl Session {
                     ));
                 }
             }
-            if s.reset.is_some() && (!s.send_buf.is_empty() || s.recv_buffered != 0) {
+            if s.reset.is_some() && !s.send_buf.is_empty() {
+                return Err(format!(
+                    "stream {id}: reset stream still buffers data to send"
+                ));
+            }
+            if s.read_reset().is_some() && s.recv_buffered != 0 {
                 return Err(format!("stream {id}: reset stream still buffers data"));
             }
         }

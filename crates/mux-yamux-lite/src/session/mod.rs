@@ -355,7 +355,11 @@ impl Session {
     fn maybe_window_update(&mut self, id: u32) {
         if let Some(s) = self.streams.get_mut(&id) {
             let half = s.recv_window / 2;
+            // A dropped stream returns no credit: a peer that keeps sending
+            // to it runs dry and is reset (`after_change`), rather than
+            // being fed until `close_timeout`.
             if s.recv == RecvState::Open
+                && !s.flags.detached
                 && s.reset.is_none()
                 && s.recv_consumed > 0
                 && s.recv_consumed >= half
@@ -400,6 +404,11 @@ impl Session {
         let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
+        if s.is_abandoned() {
+            tracing::debug!(stream = id, "peer keeps sending to a dropped stream");
+            self.reset_local(id, crate::frame::reset_code::DROPPED);
+            return; // reset_local did the bookkeeping
+        }
         let finished = s.is_finished();
         if s.flags.outbound && !s.flags.acked && (finished || s.reset.is_some()) {
             // Count it as answered so a dead open frees its slot.

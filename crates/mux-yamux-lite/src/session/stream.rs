@@ -103,6 +103,10 @@ pub(crate) struct StreamFlags {
     pub(crate) in_backlog: bool,
     /// Counted in the session's live-stream totals (not finished yet).
     pub(crate) live: bool,
+    /// Reset by a peer that had already finished sending and then dropped
+    /// its handle (`reset_code::DROPPED`): only our sending was cut off,
+    /// so what arrived, up to the FIN, stays readable.
+    pub(crate) reads_outlive_reset: bool,
 }
 
 impl Stream {
@@ -180,10 +184,29 @@ impl Stream {
             || (self.send == SendState::FinSent && self.recv == RecvState::FinReceived)
     }
 
+    /// The handle is gone, this side's bytes and FIN are out, and the peer,
+    /// still sending, has used all its credit: none comes back to a dropped
+    /// stream, so without a reset the peer would wait for `close_timeout`.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.flags.detached
+            && self.flags.read_closed
+            && self.reset.is_none()
+            && self.send == SendState::FinSent
+            && self.recv == RecvState::Open
+            && self.recv_credit == 0
+            && !self.flags.window_pending
+    }
+
     /// The stream can leave the session's table: finished, no handle, and
     /// nothing owed to the wire.
     pub(crate) fn is_reclaimable(&self) -> bool {
         self.flags.detached && self.is_finished() && !self.needs_ctrl() && !self.flags.in_backlog
+    }
+
+    /// Whether reads fail: a reset ends them, unless it was a peer's
+    /// [`DROPPED`](crate::frame::reset_code::DROPPED) after its FIN.
+    pub(crate) fn read_reset(&self) -> Option<ResetInfo> {
+        self.reset.filter(|_| !self.flags.reads_outlive_reset)
     }
 
     /// Drops everything buffered in both directions, returning how many

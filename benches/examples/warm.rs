@@ -12,6 +12,8 @@
 //! `tokio-yamux`), TRANSPORT `duplex`, `tcp` or `h2-tunnel`; writes are
 //! 64 KiB unless WRITE_BYTES says otherwise. Prints the median and every
 //! run in MiB/s; wrap it in `perf stat -e task-clock` for the CPU time.
+//! With `WARM_FRESH_RUNTIME` set in the environment each run gets a fresh
+//! runtime instead, as in the summary (the allocator stays warm).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io;
@@ -74,7 +76,11 @@ fn main() -> ExitCode {
     let Some(case) = parse() else {
         return cli::usage(USAGE);
     };
-    let figures = measure::repeat_warm(case.runs, || once(&case));
+    let figures = if std::env::var_os("WARM_FRESH_RUNTIME").is_some() {
+        measure::repeat_fresh(case.runs, || once(&case))
+    } else {
+        measure::repeat_warm(case.runs, || once(&case))
+    };
     measure::report_figures(figures, case.contender.name(), |median, all| {
         format!(
             "{} over {}, {} × {} KiB in {} B writes: median {median:.0} MiB/s ({all})",

@@ -98,6 +98,25 @@ where
     (0..runs.max(1)).map(|_| rt.block_on(make())).collect()
 }
 
+/// [`repeat_warm`], but each run on a fresh runtime as the summary does
+/// (bounded by 10 s), to tell what a fresh runtime costs from the rest.
+pub fn repeat_fresh<F, Fut>(runs: usize, mut make: F) -> io::Result<Vec<f64>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = io::Result<f64>>,
+{
+    warm_allocator();
+    (0..runs.max(1))
+        .map(
+            |_| match run(Flavor::MultiThread, Duration::from_secs(10), &mut make) {
+                Outcome::Done(figure) => Ok(figure),
+                Outcome::Stalled => Err(io::Error::other("stalled")),
+                Outcome::Failed(e) => Err(io::Error::other(e)),
+            },
+        )
+        .collect()
+}
+
 /// How a bench example ends: on success it prints the line `line` makes
 /// from the median and every figure (to no decimals, comma-separated), on
 /// failure `who: error`; returns the process's exit code.

@@ -19,6 +19,34 @@
 //! `writer` (which also holds the outgoing body that hyper drains). This
 //! file has the limits and the constructors the client and server use.
 
+/// What both halves offer alike: a `Debug` that shows the shared state,
+/// a [`ResetHandle`], and the tunnel's [`TunnelKind`].
+macro_rules! tunnel_half {
+    ($half:ident, $what:literal) => {
+        impl std::fmt::Debug for $half {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($half))
+                    .field("shared", &self.shared)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl $half {
+            #[doc = concat!("A handle that resets this ", $what, "'s tunnel.")]
+            pub fn reset_handle(&self) -> super::ResetHandle {
+                super::ResetHandle {
+                    shared: self.shared.clone(),
+                }
+            }
+
+            /// Which HTTP mechanism carries the tunnel.
+            pub fn kind(&self) -> super::TunnelKind {
+                self.shared.kind
+            }
+        }
+    };
+}
+
 mod reader;
 mod shared;
 mod writer;

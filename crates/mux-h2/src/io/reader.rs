@@ -2,7 +2,7 @@
 //! connection.
 
 use std::{
-    fmt, io,
+    io,
     pin::Pin,
     sync::{Arc, Mutex, PoisonError},
     task::{ready, Context, Poll},
@@ -13,8 +13,7 @@ use http_body_util::{combinators::UnsyncBoxBody, BodyExt};
 use hyper::body::Body;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::shared::{linger, ResetHandle, Shared};
-use super::TunnelKind;
+use super::shared::{linger, Shared};
 use crate::error::{incoming_error, BoxError};
 
 /// The incoming body of a body-mode tunnel, whatever its type: hyper's
@@ -45,27 +44,7 @@ pub struct TunnelReader {
     pub(super) inner: ReadInner,
 }
 
-impl fmt::Debug for TunnelReader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TunnelReader")
-            .field("shared", &self.shared)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TunnelReader {
-    /// A handle that resets this reader's tunnel.
-    pub fn reset_handle(&self) -> ResetHandle {
-        ResetHandle {
-            shared: self.shared.clone(),
-        }
-    }
-
-    /// Which HTTP mechanism carries the tunnel.
-    pub fn kind(&self) -> TunnelKind {
-        self.shared.kind
-    }
-}
+tunnel_half!(TunnelReader, "reader");
 
 impl AsyncRead for TunnelReader {
     fn poll_read(

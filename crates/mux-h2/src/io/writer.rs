@@ -1,7 +1,7 @@
 //! The writing half, and the outgoing body hyper drains in body mode.
 
 use std::{
-    fmt, io,
+    io,
     pin::Pin,
     sync::{atomic::Ordering, Arc},
     task::{ready, Context, Poll},
@@ -15,8 +15,8 @@ use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
 
-use super::shared::{ResetHandle, Shared};
-use super::{TunnelKind, MAX_CHUNK};
+use super::shared::Shared;
+use super::MAX_CHUNK;
 use crate::error::{BodyError, TunnelError};
 
 pub(super) enum WriteInner {
@@ -43,27 +43,9 @@ pub struct TunnelWriter {
     pub(super) inner: WriteInner,
 }
 
-impl fmt::Debug for TunnelWriter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TunnelWriter")
-            .field("shared", &self.shared)
-            .finish_non_exhaustive()
-    }
-}
+tunnel_half!(TunnelWriter, "writer");
 
 impl TunnelWriter {
-    /// A handle that resets this writer's tunnel.
-    pub fn reset_handle(&self) -> ResetHandle {
-        ResetHandle {
-            shared: self.shared.clone(),
-        }
-    }
-
-    /// Which HTTP mechanism carries the tunnel.
-    pub fn kind(&self) -> TunnelKind {
-        self.shared.kind
-    }
-
     fn start(&self, cx: &mut Context<'_>) -> Result<(), io::Error> {
         self.shared.wakers.write.register(cx.waker());
         match self.shared.reset_error() {

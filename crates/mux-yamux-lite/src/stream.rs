@@ -22,7 +22,10 @@ use crate::wire::lite;
 ///   or buffered within the peer's window, so the connection sends it
 ///   without waiting for the peer. It waits while the window is closed.
 /// - Dropping the handle closes both directions: written bytes are still
-///   delivered, then FIN; bytes that arrive later are discarded.
+///   delivered, then FIN; bytes that arrive later are discarded, and a peer
+///   that keeps sending past the credit it held is reset with
+///   [`DROPPED`](crate::frame::reset_code::DROPPED); what it was sent stays
+///   readable to it.
 /// - A short write (under 8 KiB) that follows a read is written to the
 ///   transport by the writing task when nothing else waits to be sent and
 ///   the transport's writes have been cheap (an in-memory pipe, not a

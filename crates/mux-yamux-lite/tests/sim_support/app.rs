@@ -151,6 +151,22 @@ impl Sim {
         e: StreamError,
     ) -> Result<(), String> {
         match e {
+            StreamError::Reset { code, remote: true } if code == reset_code::DROPPED => {
+                if what == "read" {
+                    return Err(format!(
+                        "{} read on stream {id} failed with DROPPED: what arrived before the \
+                         peer's FIN must stay readable",
+                        side_name(s)
+                    ));
+                }
+                // Only this side's sending is over; it reads on to EOF.
+                let rec = self.rec(id);
+                rec.dropped[s] = true;
+                rec.write_done[s] = true;
+                rec.fin_framed[s] = true;
+                rec.target[s] = rec.written[s];
+                Ok(())
+            }
             StreamError::Reset { .. } => {
                 self.rec(id).reset = true;
                 Ok(())

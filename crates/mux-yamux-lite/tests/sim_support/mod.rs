@@ -22,7 +22,7 @@
 use bytes::{Bytes, BytesMut};
 use mux_core::{ConnError, StreamError};
 use mux_frame::FrameCodec;
-use mux_yamux_lite::frame::Frame;
+use mux_yamux_lite::frame::{reset_code, Frame};
 use mux_yamux_lite::session::{ReadOutcome, Role, Session};
 use mux_yamux_lite::wire::lite;
 use mux_yamux_lite::Config;
@@ -127,6 +127,9 @@ struct Rec {
     reset: bool,
     /// A side saw `ConnectionClosed`.
     conn_err: [bool; 2],
+    /// The peer, its handle dropped, reset this side's sending with
+    /// `DROPPED`: writes are over, reads must still reach EOF.
+    dropped: [bool; 2],
 }
 
 /// One direction of the transport: byte chunks with delivery times.
@@ -301,6 +304,8 @@ pub struct Summary {
     pub resets: u64,
     /// Runs in which a side closed the connection mid-way.
     pub early_closes: u64,
+    /// Streams whose writer was cut off by a dropped peer (`DROPPED`).
+    pub dropped: u64,
 }
 
 impl Summary {
@@ -310,6 +315,7 @@ impl Summary {
         self.eofs += other.eofs;
         self.resets += other.resets;
         self.early_closes += other.early_closes;
+        self.dropped += other.dropped;
     }
 }
 
@@ -323,6 +329,7 @@ impl Sim {
             out.bytes_checked += (rec.read[0] + rec.read[1]) as u64;
             out.eofs += u64::from(rec.eof[0]) + u64::from(rec.eof[1]);
             out.resets += u64::from(rec.reset);
+            out.dropped += u64::from(rec.dropped[0] || rec.dropped[1]);
         }
         out
     }

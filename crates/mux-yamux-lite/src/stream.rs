@@ -157,12 +157,18 @@ impl AsyncRead for Stream {
         loop {
             let progressed = buf.filled().len() > start;
             // Take a chunk under the lock, copy it after releasing it.
-            let chunk = {
+            let (chunk, more) = {
                 let mut guard = lock(&this.shared);
                 match guard.session.read_chunk(this.id, buf.remaining()) {
                     Ok(ReadChunk::Data(chunk)) => {
                         guard.notify_driver();
-                        chunk
+                        // Asked now, under this lock, so that a read that
+                        // emptied the stream's buffer returns without taking
+                        // the lock again only to find it empty (EOF or an
+                        // error shows on the next call).
+                        let fills = chunk.len() >= buf.remaining();
+                        let more = !fills && guard.session.has_readable(this.id);
+                        (chunk, more)
                     }
                     Ok(ReadChunk::Eof) => return Poll::Ready(Ok(())),
                     Ok(ReadChunk::Blocked) if !progressed => {
@@ -177,7 +183,7 @@ impl AsyncRead for Stream {
             };
             mux_core::copy::put(buf, &chunk);
             this.short_direct |= !chunk.is_empty();
-            if chunk.is_empty() || buf.remaining() == 0 {
+            if chunk.is_empty() || buf.remaining() == 0 || !more {
                 return Poll::Ready(Ok(()));
             }
         }

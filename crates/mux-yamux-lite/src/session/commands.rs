@@ -141,6 +141,15 @@ impl Session {
         Ok(ReadChunk::Data(chunk))
     }
 
+    /// Whether a [`read_chunk`](Self::read_chunk) on `id` would give bytes
+    /// now, so a reader that has just taken some knows whether to come back
+    /// for more under the same lock or to return what it has.
+    pub fn has_readable(&self, id: u32) -> bool {
+        self.streams.get(&id).is_some_and(|s| {
+            s.read_reset().is_none() && !s.flags.read_closed && !s.recv_buf.is_empty()
+        })
+    }
+
     /// How many bytes a write to `id` may queue now (0: wait for
     /// [`Event::Writable`]), or why it cannot write at all.
     pub fn write_room(&mut self, id: u32) -> Result<usize, StreamError> {

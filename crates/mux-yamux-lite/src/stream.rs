@@ -159,23 +159,20 @@ impl AsyncRead for Stream {
             // Take a chunk under the lock, copy it after releasing it.
             let (chunk, more) = {
                 let mut guard = lock(&this.shared);
-                match guard.session.read_chunk(this.id, buf.remaining()) {
-                    Ok(ReadChunk::Data(chunk)) => {
+                // A read that empties the buffer returns without taking the
+                // lock again only to find it empty (EOF or an error shows on
+                // the next call).
+                match guard.session.read_chunk_and_rest(this.id, buf.remaining()) {
+                    Ok((ReadChunk::Data(chunk), more)) => {
                         guard.notify_driver();
-                        // Asked now, under this lock, so that a read that
-                        // emptied the stream's buffer returns without taking
-                        // the lock again only to find it empty (EOF or an
-                        // error shows on the next call).
-                        let fills = chunk.len() >= buf.remaining();
-                        let more = !fills && guard.session.has_readable(this.id);
                         (chunk, more)
                     }
-                    Ok(ReadChunk::Eof) => return Poll::Ready(Ok(())),
-                    Ok(ReadChunk::Blocked) if !progressed => {
+                    Ok((ReadChunk::Eof, _)) => return Poll::Ready(Ok(())),
+                    Ok((ReadChunk::Blocked, _)) if !progressed => {
                         guard.register_read(this.id, cx);
                         break;
                     }
-                    Ok(ReadChunk::Blocked) => return Poll::Ready(Ok(())),
+                    Ok((ReadChunk::Blocked, _)) => return Poll::Ready(Ok(())),
                     // Bytes already copied are returned; the error comes next call.
                     Err(_) if progressed => return Poll::Ready(Ok(())),
                     Err(e) => return Poll::Ready(Err(e.into())),

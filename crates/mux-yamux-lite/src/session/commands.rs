@@ -115,6 +115,17 @@ impl Session {
     /// them, so the caller can copy after releasing any lock. The chunk
     /// may be shorter than `max` where a received frame ends.
     pub fn read_chunk(&mut self, id: u32, max: usize) -> Result<ReadChunk, StreamError> {
+        self.read_chunk_and_rest(id, max).map(|(chunk, _)| chunk)
+    }
+
+    /// [`read_chunk`](Self::read_chunk), and whether received bytes remain
+    /// after it, so a reader that emptied the buffer returns what it has
+    /// without asking again only to find nothing.
+    pub fn read_chunk_and_rest(
+        &mut self,
+        id: u32,
+        max: usize,
+    ) -> Result<(ReadChunk, bool), StreamError> {
         let closed = self.closed_error();
         let s = stream_in(&mut self.streams, &self.lifecycle, id)?;
         if let Some(r) = s.read_reset() {
@@ -124,30 +135,22 @@ impl Session {
             return Err(StreamError::ReadClosed);
         }
         if max == 0 {
-            return Ok(ReadChunk::Data(Bytes::new()));
+            return Ok((ReadChunk::Data(Bytes::new()), !s.recv_buf.is_empty()));
         }
         if s.recv_buf.is_empty() {
             return match (s.recv, closed) {
-                (RecvState::FinReceived, _) => Ok(ReadChunk::Eof),
+                (RecvState::FinReceived, _) => Ok((ReadChunk::Eof, false)),
                 (_, Some(e)) => Err(e),
-                _ => Ok(ReadChunk::Blocked),
+                _ => Ok((ReadChunk::Blocked, false)),
             };
         }
         let chunk = s.recv_buf.take(max, &mut self.spares);
         let n32 = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
         s.recv_buffered = s.recv_buffered.saturating_sub(n32);
         s.recv_consumed = s.recv_consumed.saturating_add(n32);
+        let rest = !s.recv_buf.is_empty();
         self.maybe_window_update(id);
-        Ok(ReadChunk::Data(chunk))
-    }
-
-    /// Whether a [`read_chunk`](Self::read_chunk) on `id` would give bytes
-    /// now, so a reader that has just taken some knows whether to come back
-    /// for more under the same lock or to return what it has.
-    pub fn has_readable(&self, id: u32) -> bool {
-        self.streams.get(&id).is_some_and(|s| {
-            s.read_reset().is_none() && !s.flags.read_closed && !s.recv_buf.is_empty()
-        })
+        Ok((ReadChunk::Data(chunk), rest))
     }
 
     /// How many bytes a write to `id` may queue now (0: wait for

@@ -18,8 +18,10 @@ use support::{
 };
 use tokio::io::AsyncReadExt;
 
-/// Bytes the driver may hold framed but unwritten (`driver::WRITE_HIGH_WATER`)
-/// plus one frame: what a peer that never reads can make us buffer as output.
+/// Bytes the driver may hold framed but unwritten while the transport has
+/// never taken a whole batch (`driver::WRITE_HIGH_WATER_BACKED_UP`; these
+/// tests' pipes are smaller than one) plus one frame: what a peer that never
+/// reads can make us buffer as output.
 const WRITE_BUFFER_BOUND: usize = 256 * 1024 + 64;
 
 /// The duplex capacity of the back-pressure tests, per direction.

@@ -28,8 +28,9 @@ use tokio::time::Instant;
 
 /// Pipe capacity of the back-pressure tests, per direction.
 const PIPE: usize = 8 * 1024;
-/// Framed-but-unwritten output the driver may hold (`WRITE_HIGH_WATER`)
-/// plus one maximal DATA frame.
+/// Framed-but-unwritten output the driver may hold while the transport has
+/// never taken a whole batch (`WRITE_HIGH_WATER_BACKED_UP`; these tests'
+/// pipes are smaller than one), plus one maximal DATA frame.
 const WRITE_BUFFER_BOUND: usize = 256 * 1024 + 64 * 1024 + 10;
 
 /// Writes `total` bytes to `s` chunk by chunk, publishing how many bytes

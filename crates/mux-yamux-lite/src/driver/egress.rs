@@ -123,21 +123,21 @@ impl Egress {
     }
 
     /// Writes queued output until the transport stops taking it, then
-    /// flushes. Returns whether bytes were written.
-    pub(super) fn poll_write_out(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
+    /// flushes. Returns how many bytes were written.
+    pub(super) fn poll_write_out(&mut self, cx: &mut Context<'_>) -> io::Result<usize> {
         let Some(io) = &mut self.io else {
-            return Ok(false);
+            return Ok(0);
         };
-        let mut wrote = false;
+        let mut written = 0usize;
         while !self.out.is_empty() {
             match self.out.poll_write(io.as_mut(), cx) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(0)) => return Err(write_zero()),
-                Poll::Ready(Ok(_)) => wrote = true,
+                Poll::Ready(Ok(n)) => written = written.saturating_add(n),
                 Poll::Ready(Err(e)) => return Err(e),
             }
         }
-        self.flush_owed |= wrote;
+        self.flush_owed |= written > 0;
         if self.flush_owed {
             // A flush that is pending is retried on the next turn.
             match io.as_mut().poll_flush(cx) {
@@ -146,7 +146,7 @@ impl Egress {
                 Poll::Pending => {}
             }
         }
-        Ok(wrote)
+        Ok(written)
     }
 
     pub(super) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

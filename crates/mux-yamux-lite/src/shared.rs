@@ -55,25 +55,38 @@ const SPINS_PER_ROUND: u32 = 64;
 /// refusing service forever after a panic would be worse.
 ///
 /// A contended locker first waits a few microseconds for the lock to come
-/// free, trying it between spin hints, and only then falls back to `lock`,
-/// which spins far less before it parks the thread. Every critical section here is short and does no
-/// I/O, so the holder is running on another CPU and done soon; parking
-/// instead costs a futex sleep and a wake, and on a virtual machine the
-/// halt and wake of an idle virtual CPU, during which that worker runs no
-/// task at all. Stream churn over an in-memory pipe: threads put to sleep
-/// 25,800 → 5,700 per 300,000 lifecycles, 1.41 → 1.82 CPUs busy with less
-/// CPU time in all, 304–339k → 416–441k streams/s (docs/BENCHMARKS.md).
-/// The wait is bounded, so a holder that was preempted costs a spinner
-/// only those microseconds before it parks as before.
+/// free, trying it between spin hints, and only then falls back to
+/// `parking_lot`'s `lock`, which spins far less before it parks the thread.
+/// Every critical section here is short and does no I/O, so the holder is
+/// running on another CPU and done soon; parking instead costs a futex
+/// sleep and a wake, and on a virtual machine the halt and wake of an idle
+/// virtual CPU, during which that worker runs no task at all. Stream churn
+/// over an in-memory pipe on one warm runtime: threads switched out 25,800
+/// → 5,900 per 300,000 lifecycles, 1.4 → 1.8 CPUs busy with less CPU time
+/// in all, 302–313k → 414–423k streams/s (docs/benchmarks-history.md,
+/// session 19). The wait is bounded, so a holder that was preempted costs
+/// a waiter only those microseconds before it parks as before.
+#[inline]
 pub(crate) fn lock(shared: &SharedRef) -> MutexGuard<'_, Shared> {
+    match shared.state.try_lock() {
+        Some(guard) => guard,
+        None => lock_contended(shared),
+    }
+}
+
+/// [`lock`] once the lock was found taken: kept out of line so the
+/// uncontended path stays as short as `parking_lot`'s own.
+#[cold]
+#[inline(never)]
+fn lock_contended(shared: &SharedRef) -> MutexGuard<'_, Shared> {
     for _ in 0..SPIN_ROUNDS {
+        for _ in 0..SPINS_PER_ROUND {
+            std::hint::spin_loop();
+        }
         // `try_lock` reads the lock before it tries to take it, so a
         // locked one costs the holder no cache-line transfer.
         if let Some(guard) = shared.state.try_lock() {
             return guard;
-        }
-        for _ in 0..SPINS_PER_ROUND {
-            std::hint::spin_loop();
         }
     }
     shared.state.lock()

@@ -74,11 +74,14 @@ impl AsyncWrite for RecordWrites {
     }
 }
 
-/// Four streams send `per_stream` bytes each through a pipe of `pipe`
-/// bytes; returns the sizes of the client's transport writes once the
-/// server has read and checked everything.
-async fn send_and_record(pipe: usize, per_stream: usize) -> Vec<usize> {
-    let (a, b) = tokio::io::duplex(pipe);
+/// Bytes each of the four streams sends.
+const PER_STREAM: usize = 4 << 20;
+
+/// Four streams send [`PER_STREAM`] bytes each through a 16 MiB pipe, which
+/// takes every batch whole; returns the sizes of the client's transport
+/// writes once the server has read and checked everything.
+async fn send_and_record() -> Vec<usize> {
+    let (a, b) = tokio::io::duplex(16 << 20);
     let (a_read, a_write) = tokio::io::split(a);
     let sizes = Arc::new(Mutex::new(Vec::new()));
     let recorded = RecordWrites {
@@ -97,9 +100,9 @@ async fn send_and_record(pipe: usize, per_stream: usize) -> Vec<usize> {
         for _ in 0..4 {
             let mut s = server.accept_stream().await.unwrap();
             tasks.push(tokio::spawn(async move {
-                let mut got = Vec::with_capacity(per_stream);
+                let mut got = Vec::with_capacity(PER_STREAM);
                 s.read_to_end(&mut got).await.unwrap();
-                assert_eq!(got.len(), per_stream);
+                assert_eq!(got.len(), PER_STREAM);
                 let fill = got.first().copied().unwrap();
                 assert!(got.iter().all(|&b| b == fill), "bytes of another stream");
             }));
@@ -113,10 +116,11 @@ async fn send_and_record(pipe: usize, per_stream: usize) -> Vec<usize> {
         let mut s = client.open_stream().await.unwrap();
         writers.push(tokio::spawn(async move {
             let chunk = vec![i; 64 * 1024];
-            for _ in 0..per_stream / chunk.len() {
+            for _ in 0..PER_STREAM / chunk.len() {
                 s.write_all(&chunk).await.unwrap();
             }
             s.shutdown().await.unwrap();
+            // Kept until the reader is done, as an application would.
             s
         }));
     }
@@ -124,17 +128,16 @@ async fn send_and_record(pipe: usize, per_stream: usize) -> Vec<usize> {
     for w in writers {
         kept.push(w.await.unwrap());
     }
-    tokio::time::timeout(Duration::from_secs(60), readers)
-        .await
-        .expect("the transfer hung")
-        .unwrap();
+    readers.await.unwrap();
     let sizes = sizes.lock().unwrap().clone();
     sizes
 }
 
 #[tokio::test]
 async fn a_transport_that_takes_whole_batches_gets_writes_of_up_to_512_kib() {
-    let sizes = send_and_record(16 << 20, 4 << 20).await;
+    let sizes = tokio::time::timeout(Duration::from_secs(60), send_and_record())
+        .await
+        .expect("the transfer hung");
     let largest = sizes.iter().copied().max().unwrap();
     assert!(
         largest > BACKED_UP_LIMIT + ONE_FRAME,

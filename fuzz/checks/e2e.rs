@@ -574,7 +574,6 @@ fn config_from(cfg: &[u8; 8]) -> Config {
     c.keepalive_timeout = Duration::from_secs(u64::from((cfg[4] >> 3) & 3) + 1);
     c.open_timeout = Duration::from_secs(u64::from(cfg[6] >> 4) + 1);
     c.close_timeout = Duration::from_secs(u64::from(cfg[7] >> 4));
-    c.direct_writes = cfg[6] & 8 == 0;
     c.read_blocks_kept = [64, 0, 1, 2][usize::from((cfg[0] >> 2) & 3)];
     c
 }
@@ -912,9 +911,9 @@ impl Harness {
     }
 
     /// Writes to stream `k` without yielding: the driver cannot run, so the
-    /// bytes accepted sit in the stream's send buffer, except those that
-    /// direct writes put on the wire themselves (or, for one frame, left in
-    /// the write queue).
+    /// bytes accepted sit in the stream's send buffer, except those that an
+    /// answer written through puts on the wire itself (or, for one frame,
+    /// leaves in the write queue).
     fn write_burst(&mut self, k: usize) {
         let Some(s) = self.slots[k].as_mut() else {
             return;
@@ -932,14 +931,14 @@ impl Harness {
         // Frame headers count too: a bound, not an exact figure.
         let on_wire = lock(&self.wire).written.len() - wire_before;
         let limit = self.config.send_buffer.max(1);
-        // A direct write (with the option, or an answer to a read written
-        // through without it) that the transport did not take whole leaves
+        // An answer to a read written through that the transport did not
+        // take whole leaves
         // the rest of its frame in the write queue, off the wire and
-        // outside the send buffer. Only one can: the next direct write needs
+        // outside the send buffer. Only one can: the next answer written through needs
         // an empty queue, and the driver, which empties it, cannot run here.
-        let direct_rest = chunk.len();
+        let answer_rest = chunk.len();
         assert!(
-            queued <= limit + on_wire + direct_rest,
+            queued <= limit + on_wire + answer_rest,
             "stream {}: {queued} bytes accepted in one burst, {on_wire} on the wire, send_buffer is {limit}",
             s.id().get()
         );

@@ -5,8 +5,7 @@
 //! Input: bytes 0..9 pick the configuration (role, drain policy and small
 //! limits); the rest is a sequence of operations, each an opcode byte plus
 //! operands: peer frames (semantic, or raw TLV bytes through the decoder),
-//! local API calls (among them `send_direct`, whose frames are checked like
-//! pulled ones), and clock advances. After every operation
+//! local API calls, and clock advances. After every operation
 //! `check_invariants()` must hold; every frame the session sends is checked
 //! (HELLO first and once, SYN ids fresh and of its own parity, nothing after
 //! FIN, DATA within the peer's frame size and the credit it granted, only
@@ -23,7 +22,7 @@
 use bytes::{Bytes, BytesMut};
 use mux_frame::{FrameCodec, FrameError};
 use mux_yamux_lite::frame::{Flags, Frame, Hello};
-use mux_yamux_lite::session::{DirectSend, ProtocolError, Role, Session};
+use mux_yamux_lite::session::{ProtocolError, Role, Session};
 use mux_yamux_lite::wire::lite;
 use mux_yamux_lite::Config;
 use std::collections::{HashMap, HashSet};
@@ -98,7 +97,6 @@ impl Harness {
         if cfg[0] & 2 != 0 {
             c.keepalive_interval = None;
         }
-        c.direct_writes = cfg[0] & 8 == 0;
         c.max_frame_payload = [1, 4, 16, 64, 1000, 65_536][usize::from(cfg[1] % 6)];
         c.initial_window = [0, 1, 8, 100, 65_536, u32::MAX][usize::from(cfg[2] % 6)];
         c.max_window = c.initial_window.saturating_mul(u32::from(cfg[3] % 4) + 1);
@@ -115,7 +113,8 @@ impl Harness {
         c.keepalive_timeout = Duration::from_secs(u64::from(cfg[4] >> 4) + 1);
         let base = Instant::now();
         let session = Session::new(role, c, base);
-        let codec = FrameCodec::with_max_value_len(session.max_frame_value());
+        let codec =
+            FrameCodec::with_max_value_len(lite::max_value_len(session.config().max_frame_payload));
         Self {
             session,
             base,
@@ -302,45 +301,6 @@ impl Harness {
             20 => {
                 let id = self.pick_id(input);
                 let _ = self.session.flush(id);
-            }
-            21 => {
-                // A stream writing its own DATA frame (a large write that
-                // goes straight to the transport): it must be the frame the
-                // session could send next, and obey every rule a pulled
-                // DATA frame obeys.
-                let id = self.pick_id(input);
-                let len = input.amount() as usize;
-                let wire_free = input.byte() & 1 == 0;
-                let closed = self.session.closed_reason().is_some();
-                let pending = self.session.wants_transmit();
-                match self.session.send_direct(id, len, wire_free) {
-                    DirectSend::Framed(d) => {
-                        assert!(wire_free, "framed for a caller without the transport");
-                        assert!(!pending, "framed ahead of queued frames");
-                        assert!(d.id == id && d.len > 0 && d.len <= len, "{d:?} for {len}");
-                        let frame = Frame::Data {
-                            id,
-                            flags: d.flags,
-                            payload: Bytes::from(vec![0xD1; d.len]),
-                        };
-                        self.check_sent(&frame, closed);
-                    }
-                    DirectSend::AwaitWindow => {
-                        let peer = self
-                            .session
-                            .peer_hello()
-                            .copied()
-                            .expect("a window to wait for before the peer's HELLO");
-                        let credit = u64::from(peer.initial_window)
-                            + self.granted.get(&id).copied().unwrap_or_default();
-                        let sent = self.data_sent.get(&id).copied().unwrap_or_default();
-                        assert!(
-                            sent >= credit,
-                            "stream {id} waits with {sent} of {credit} sent"
-                        );
-                    }
-                    DirectSend::Declined => {}
-                }
             }
             _ => {
                 // Pull a few frames only, leaving the rest queued.

@@ -38,9 +38,7 @@ pub async fn start(setup: Setup) -> io::Result<(MuxOpener, MuxAcceptor)> {
 
 /// [`start`] with `Config::direct_writes` set.
 pub async fn start_direct(setup: Setup) -> io::Result<(MuxOpener, MuxAcceptor)> {
-    let mut config = config(&setup);
-    config.direct_writes = true;
-    start_with(setup, config).await
+    start_with(setup, config(&setup)).await
 }
 
 async fn start_with(setup: Setup, config: Config) -> io::Result<(MuxOpener, MuxAcceptor)> {

@@ -86,8 +86,8 @@ async fn muxed(streams: usize, per: usize) -> f64 {
     mib_s(streams * per, start)
 }
 
-/// The default configuration, with `MUX_WINDOW` / `MUX_FRAME` overrides and
-/// `MUX_DIRECT=1` (`Config::direct_writes`) for quick experiments.
+/// The default configuration, with `MUX_WINDOW` / `MUX_FRAME` overrides for
+/// quick experiments.
 fn config() -> Config {
     let mut c = Config::default();
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
@@ -97,7 +97,6 @@ fn config() -> Config {
     if let Some(f) = env("MUX_FRAME") {
         c.max_frame_payload = f;
     }
-    c.direct_writes = env("MUX_DIRECT") == Some(1);
     c
 }
 

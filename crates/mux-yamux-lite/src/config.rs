@@ -36,8 +36,7 @@ pub struct Config {
     /// this. Default 256.
     pub max_pending_opens: usize,
     /// Bytes a stream's writer may queue beyond what has been framed; a
-    /// writer blocks past it (see `direct_writes`).
-    /// Default 256 KiB.
+    /// writer blocks past it. Default 256 KiB.
     pub send_buffer: usize,
     /// What the send buffers of all streams together aim to stay under:
     /// while many streams have data to send, each may queue only its share
@@ -68,23 +67,6 @@ pub struct Config {
     /// How long `close()` lets open streams drain, and how long a dropped
     /// stream may wait for the peer's FIN, before they are reset. Default 30 s.
     pub close_timeout: Duration,
-    /// Let a write go straight from the caller's buffer to the transport,
-    /// written by the writing task, when nothing is queued ahead of it.
-    /// While the peer's window is closed a write of 8 KiB or more then
-    /// waits, as yamux's writes do, instead of being buffered (a shorter
-    /// one is buffered). Of shorter writes back to back only the first
-    /// goes direct until the stream reads, so that streamed small writes
-    /// stay batched by the driver. It saves a copy per byte and, for a
-    /// message that answers a read, the driver's turn before the bytes
-    /// leave: it pays on in-memory transports (bulk and round trip over
-    /// `tokio::io::duplex`). Over TCP, where the syscall is the expensive
-    /// part, a single bulk stream can lose, and many streams answering at
-    /// once lose about a quarter of their rate: the driver writing batches
-    /// in parallel with the writers is worth more there. Figures in
-    /// `docs/BENCHMARKS.md`. Default `false`; without it a short write that
-    /// answers a read still goes through while the transport's writes are
-    /// cheap (an in-memory pipe), since it costs no batching there.
-    pub direct_writes: bool,
     /// Full read blocks (256 KiB each, more if `max_frame_payload` needs
     /// it) the driver keeps to reuse once the streams have read their
     /// slices, instead of asking the allocator for fresh pages. While
@@ -114,7 +96,6 @@ impl Default for Config {
             keepalive_timeout: Duration::from_secs(30),
             open_timeout: Duration::from_secs(75),
             close_timeout: Duration::from_secs(30),
-            direct_writes: false,
             read_blocks_kept: 64,
         }
     }

@@ -5,14 +5,13 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::Instrument;
 
 use mux_core::{ConnError, Multiplexer, MuxedConn};
 
 use crate::config::Config;
-use crate::driver::{Driver, Egress};
-use crate::session::{Role, Session, Stats};
-use crate::shared::{lock, now, Conn, Shared, SharedRef};
+use crate::driver::{self, Link};
+use crate::session::{Role, Stats};
+use crate::state::now;
 use crate::stream::Stream;
 
 /// A multiplexed connection. Clone it freely; every clone drives the same
@@ -23,19 +22,19 @@ use crate::stream::Stream;
 /// or the close timeout passes.
 #[derive(Debug, Clone)]
 pub struct Connection {
-    shared: SharedRef,
+    link: Arc<Link>,
     _guard: Arc<HandleGuard>,
 }
 
 /// Closes the connection when the last `Connection` clone goes away.
 #[derive(Debug)]
 struct HandleGuard {
-    shared: SharedRef,
+    link: Arc<Link>,
 }
 
 impl Drop for HandleGuard {
     fn drop(&mut self) {
-        let mut guard = lock(&self.shared);
+        let mut guard = self.link.lock();
         guard.session.close(now());
         guard.wake_driver();
         guard.wake_pending();
@@ -50,18 +49,10 @@ impl Connection {
     where
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let session = Session::new(role, config, now());
-        let (read_half, write_half) = tokio::io::split(io);
-        let egress = Egress::new(write_half);
-        let shared: SharedRef = Arc::new(Conn::new(Shared::new(session), egress));
-        let driver = Driver::new(read_half, shared.clone());
-        let span = tracing::debug_span!("mux", role = ?role);
-        tokio::spawn(driver.instrument(span));
+        let link = driver::spawn(io, role, config);
         Self {
-            _guard: Arc::new(HandleGuard {
-                shared: shared.clone(),
-            }),
-            shared,
+            _guard: Arc::new(HandleGuard { link: link.clone() }),
+            link,
         }
     }
 
@@ -71,11 +62,11 @@ impl Connection {
         poll_fn(|cx| {
             // Read before locking, as in `Stream::drop`.
             let now = now();
-            let mut guard = lock(&self.shared);
+            let mut guard = self.link.lock();
             match guard.session.open(now) {
                 Ok(Some(id)) => {
                     guard.notify_driver();
-                    Poll::Ready(Ok(Stream::new(id, self.shared.clone())))
+                    Poll::Ready(Ok(Stream::new(id, self.link.clone())))
                 }
                 Ok(None) => {
                     guard.open_wakers.register(cx);
@@ -90,11 +81,11 @@ impl Connection {
     /// Waits for the next stream the peer opens.
     pub async fn accept_stream(&self) -> Result<Stream, ConnError> {
         poll_fn(|cx| {
-            let mut guard = lock(&self.shared);
+            let mut guard = self.link.lock();
             match guard.session.accept() {
                 Ok(Some(id)) => {
                     guard.notify_driver();
-                    Poll::Ready(Ok(Stream::new(id, self.shared.clone())))
+                    Poll::Ready(Ok(Stream::new(id, self.link.clone())))
                 }
                 Ok(None) => {
                     guard.accept_wakers.register(cx);
@@ -112,13 +103,13 @@ impl Connection {
     /// ended for another reason.
     pub async fn close(&self) -> Result<(), ConnError> {
         {
-            let mut guard = lock(&self.shared);
+            let mut guard = self.link.lock();
             guard.session.close(now());
             guard.wake_driver();
             guard.wake_pending();
         }
         poll_fn(|cx| {
-            let mut guard = lock(&self.shared);
+            let mut guard = self.link.lock();
             if guard.driver_done {
                 return Poll::Ready(match guard.session.closed_reason() {
                     None | Some(ConnError::Closed) => Ok(()),
@@ -135,18 +126,18 @@ impl Connection {
     /// either side sent GO_AWAY, so no new stream can open on it (streams
     /// already open may still be running).
     pub fn is_closed(&self) -> bool {
-        let guard = lock(&self.shared);
+        let guard = self.link.lock();
         guard.driver_done || guard.session.refuses_new_streams()
     }
 
     /// The latest round-trip time measured by ping.
     pub fn rtt(&self) -> Option<Duration> {
-        lock(&self.shared).session.rtt()
+        self.link.lock().session.rtt()
     }
 
     /// Traffic and stream counters.
     pub fn stats(&self) -> Stats {
-        lock(&self.shared).session.stats()
+        self.link.lock().session.stats()
     }
 }
 

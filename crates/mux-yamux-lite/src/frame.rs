@@ -155,3 +155,25 @@ pub enum Frame {
         code: u32,
     },
 }
+
+/// Why bytes from the peer are not a valid frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// A TLV type byte this protocol does not define.
+    #[error("unknown frame kind {0:#04x}")]
+    UnknownKind(u8),
+    /// A value whose length does not fit its kind.
+    #[error("frame kind {kind:#04x} with a {len}-byte value (expected {expected})")]
+    BadLength {
+        /// The TLV type byte.
+        kind: u8,
+        /// The value's length.
+        len: usize,
+        /// What the kind requires, in words.
+        expected: &'static str,
+    },
+    /// Flag bits this protocol does not define.
+    #[error("unknown flag bits {0:#04x}")]
+    UnknownFlags(u8),
+}

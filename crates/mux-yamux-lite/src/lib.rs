@@ -4,16 +4,21 @@
 //! limits) carried in mux-frame TLV frames. docs/PROTOCOL.md is the wire spec.
 //!
 //! ## Layout
-//! - [`frame`]: semantic frames, flags and codes. The session speaks only these.
-//! - [`wire`]: byte layouts; [`wire::lite`] maps frames to TLV frames.
+//! The modules form a stack; each uses only those above it.
+//! - [`config`]: every limit, with its default. [`frame`]: semantic frames,
+//!   flags and codes; the session speaks only these.
 //! - [`session`]: the sans-IO protocol core ([`session::Session`]): frames
-//!   and commands in, frames, events and the next timeout out, clock passed in.
-//! - `driver` (private): the tokio task that owns the transport and feeds
-//!   the session.
+//!   and commands in, frames, events and the next timeout out, clock passed
+//!   in. It knows no bytes.
+//! - [`wire`]: byte layouts behind one trait, [`wire::Layout`];
+//!   [`wire::lite::Lite`] maps frames to TLV frames.
+//! - `state` and `driver` (private): the session and the wakers of the
+//!   tasks waiting on it, behind one lock; the tokio task that alone reads
+//!   the transport and maps frames to bytes.
 //! - [`Connection`] and [`Stream`]: the handles applications use; they
-//!   implement `mux_core::{MuxedConn, MuxedStream}`. [`YamuxLite`] is the
-//!   `mux_core::Multiplexer`.
-//! - [`config`]: every limit, with its default.
+//!   change state under the lock and wake the driver, and never encode a
+//!   byte. They implement `mux_core::{MuxedConn, MuxedStream}`; [`YamuxLite`]
+//!   is the `mux_core::Multiplexer`.
 //!
 //! ## Example
 //! ```
@@ -47,14 +52,15 @@
 //! # }
 //! ```
 
-mod answer_cost;
+#![forbid(unsafe_code)]
+
 pub mod config;
 mod connection;
 mod driver;
 pub mod frame;
 mod payload_pool;
 pub mod session;
-mod shared;
+mod state;
 mod stream;
 pub mod wire;
 

@@ -28,9 +28,13 @@ pub(crate) const MAX_POOLED: usize = 32;
 pub(crate) const MAX_POOLED_BYTES: usize = 2 * 1024 * 1024;
 /// Larger buffers are not kept: they would pin memory for rare writes.
 pub(crate) const MAX_CAPACITY: usize = 256 * 1024;
+/// Writes at least this long are copied before the connection lock is
+/// taken, into a buffer from this pool, so a large copy never makes the
+/// driver wait for the lock.
+pub(crate) const COPY_OUTSIDE_LOCK: usize = 8 * 1024;
 /// Smaller buffers are not kept: they cannot serve a write large enough to
 /// take one.
-const MIN_CAPACITY: usize = crate::stream::COPY_OUTSIDE_LOCK;
+const MIN_CAPACITY: usize = COPY_OUTSIDE_LOCK;
 
 #[derive(Debug, Default)]
 pub(crate) struct PayloadPool {

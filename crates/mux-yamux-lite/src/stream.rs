@@ -2,17 +2,16 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use mux_core::{DeadlineTimer, Deadlines, Direction, MuxedStream, StreamError, StreamId};
 
-use crate::answer_cost::Answer;
-use crate::driver::DirectWrite;
-use crate::session::{DirectSend, ReadChunk};
-use crate::shared::{lock, now, Shared, SharedRef};
-use crate::wire::lite;
+use crate::driver::{Link, SentNow};
+use crate::payload_pool::COPY_OUTSIDE_LOCK;
+use crate::session::ReadChunk;
+use crate::state::{now, ConnState};
 
 /// One multiplexed stream.
 ///
@@ -26,37 +25,29 @@ use crate::wire::lite;
 ///   that keeps sending past the credit it held is reset with
 ///   [`DROPPED`](crate::frame::reset_code::DROPPED); what it was sent stays
 ///   readable to it.
-/// - A short write (under 8 KiB) that follows a read is written to the
-///   transport by the writing task when nothing else waits to be sent and
-///   the transport's writes have been cheap (an in-memory pipe, not a
-///   socket), without waiting for the driver's turn. Later short writes
-///   are queued until the stream reads again, so streamed writes stay
-///   batched.
-/// - With `Config::direct_writes`, a write of 8 KiB or more goes straight
-///   from the caller's buffer to the transport when nothing else waits to
-///   be sent, and waits while the peer's window is closed rather than
-///   being copied into the send buffer; short answers go through whatever
-///   they cost, and so does a stream's first short write.
+/// - A short write (under 8 KiB) that follows a read is an answer: it is
+///   written to the transport by the writing task when nothing else waits
+///   to be sent and the transport's writes have been cheap (an in-memory
+///   pipe, not a socket), without waiting for the driver's turn. Later
+///   short writes are queued until the stream reads again, so streamed
+///   writes stay batched.
 #[derive(Debug)]
 pub struct Stream {
     id: u32,
-    shared: SharedRef,
+    link: Arc<Link>,
     /// Created on first use: most streams never set a deadline, and an
     /// idle stream should cost as little as possible.
     deadlines: OnceLock<Deadlines>,
     read_timer: DeadlineTimer,
     write_timer: DeadlineTimer,
-    /// Whether a short write (under [`SHORT_WRITE`]) may be written
-    /// by this task when nothing is queued: once a read delivers bytes,
-    /// until one such write goes (and, with `Config::direct_writes`, from
-    /// the start). A write that answers what was read is latency-bound, so
-    /// saving the driver's turn pays; a writer streaming short writes would
-    /// instead make one transport write per message (1 KiB writes over TCP
-    /// ran at a fifth of the queued path's rate) where the driver batches
-    /// them, and a stream's first write would leave apart from its FIN.
-    /// Without the option, only while the transport's writes are cheap
-    /// (`answer_cost`).
-    short_direct: bool,
+    /// Whether a short write (under [`SHORT_WRITE`]) is an answer, to be
+    /// offered to [`Link::try_send_now`]: once a read delivers bytes, until
+    /// one such write goes. A write that answers what was read is
+    /// latency-bound, so saving the driver's turn pays; a writer streaming
+    /// short writes would instead make one transport write per message
+    /// where the driver batches them, and a stream's first write would
+    /// leave apart from its FIN.
+    answering: bool,
     /// The last write went direct and the transport took and flushed all
     /// of it, so nothing of this stream waits in the send buffer: a flush
     /// has nothing to do and takes no lock (a request or answer that is
@@ -65,15 +56,14 @@ pub struct Stream {
 }
 
 impl Stream {
-    pub(crate) fn new(id: u32, shared: SharedRef) -> Self {
-        let short_direct = shared.direct_writes;
+    pub(crate) fn new(id: u32, link: Arc<Link>) -> Self {
         Self {
             id,
-            shared,
+            link,
             deadlines: OnceLock::new(),
             read_timer: DeadlineTimer::new(),
             write_timer: DeadlineTimer::new(),
-            short_direct,
+            answering: false,
             flushed: false,
         }
     }
@@ -109,7 +99,7 @@ impl Stream {
     ) -> Poll<io::Result<()>> {
         self.check_deadline(Direction::Write)?;
         {
-            let mut guard = lock(&self.shared);
+            let mut guard = self.link.lock();
             let done = op(&mut guard.session, self.id);
             guard.notify_driver();
             guard.wake_pending();
@@ -133,16 +123,9 @@ impl Stream {
     }
 }
 
-/// Writes at least this long are copied before the connection lock is
-/// taken, so a large copy never makes the driver wait for the lock; their
-/// buffers come from the payload pool.
-pub(crate) const COPY_OUTSIDE_LOCK: usize = 8 * 1024;
-
-/// Writes under this are short: the direct path takes them for messages
-/// (requests, answers), to be sent as soon as possible, and longer ones
-/// for bulk, which waits for the peer's window. The same bound as
-/// [`COPY_OUTSIDE_LOCK`], so that a short write the direct path declines
-/// is queued under the lock that path took, with no copy outside it.
+/// Writes under this are short: messages (requests, answers), which may be
+/// sent as soon as possible. The same bound as [`COPY_OUTSIDE_LOCK`], so
+/// that a short write is copied under the lock, a long one before it.
 const SHORT_WRITE: usize = COPY_OUTSIDE_LOCK;
 
 impl AsyncRead for Stream {
@@ -158,7 +141,7 @@ impl AsyncRead for Stream {
             let progressed = buf.filled().len() > start;
             // Take a chunk under the lock, copy it after releasing it.
             let (chunk, more) = {
-                let mut guard = lock(&this.shared);
+                let mut guard = this.link.lock();
                 // A read that empties the buffer returns without taking the
                 // lock again only to find it empty (EOF or an error shows on
                 // the next call).
@@ -179,7 +162,7 @@ impl AsyncRead for Stream {
                 }
             };
             mux_core::copy::put(buf, &chunk);
-            this.short_direct |= !chunk.is_empty();
+            this.answering |= !chunk.is_empty();
             if chunk.is_empty() || buf.remaining() == 0 || !more {
                 return Poll::Ready(Ok(()));
             }
@@ -189,88 +172,10 @@ impl AsyncRead for Stream {
 }
 
 impl Stream {
-    /// Writes `data` as one DATA frame straight to the transport, from the
-    /// caller's buffer, when that frame would be the next one on the wire
-    /// anyway (nothing queued, window open). A large write parks while the
-    /// window is closed; a short one is buffered then, since its copy is
-    /// cheap and the window may open before the driver's next turn.
-    /// `None`: take the usual path. Never waits for the write side: if the
-    /// driver is writing, queuing is as good. A `timed` write's cost goes
-    /// into the connection's `answer_cost`.
-    fn try_write_direct(
-        &mut self,
-        cx: &mut Context<'_>,
-        data: &[u8],
-        short: bool,
-        timed: bool,
-    ) -> Option<Poll<io::Result<usize>>> {
-        let egress = self.shared.egress.try_lock().filter(|e| e.is_idle());
-        let direct = {
-            let mut guard = lock(&self.shared);
-            match guard
-                .session
-                .send_direct(self.id, data.len(), egress.is_some())
-            {
-                DirectSend::Framed(direct) => {
-                    self.short_direct &= !short;
-                    direct
-                }
-                // Queued under this lock rather than the next one.
-                DirectSend::AwaitWindow | DirectSend::Declined if short => {
-                    drop(egress);
-                    let written = guard.session.write(self.id, data);
-                    return Some(match finish_write(&mut guard, self.id, cx, written) {
-                        Some(result) => Poll::Ready(result),
-                        None => Poll::Pending,
-                    });
-                }
-                DirectSend::AwaitWindow => {
-                    guard.register_write(self.id, cx);
-                    return Some(Poll::Pending);
-                }
-                DirectSend::Declined => return None,
-            }
-        };
-        // Framed only with the write side held.
-        let mut egress = egress?;
-        let payload = data.get(..direct.len).unwrap_or(data);
-        let head = lite::data_head(direct.id, direct.flags, direct.len);
-        let started = timed.then(now);
-        let result = egress.write_direct(cx, &head, payload);
-        drop(egress);
-        if let Some(started) = started {
-            self.shared
-                .answers
-                .record(now().saturating_duration_since(started));
-        }
-        Some(Poll::Ready(match result {
-            // The common case takes no second lock.
-            Ok(DirectWrite::Written) => {
-                self.flushed = true;
-                Ok(direct.len)
-            }
-            Ok(DirectWrite::Queued) => {
-                lock(&self.shared).wake_driver();
-                Ok(direct.len)
-            }
-            Err(e) => {
-                // The frame is lost with the transport: this writer learns
-                // it now, everyone else as the connection closes.
-                tracing::debug!(error = %e, "transport write failed");
-                let mut guard = lock(&self.shared);
-                guard.session.transport_closed(Some(e));
-                guard.wake_driver();
-                guard.wake_pending();
-                let err = guard.session.write_room(self.id).err();
-                Err(err.map_or_else(|| io::ErrorKind::BrokenPipe.into(), Into::into))
-            }
-        }))
-    }
-
     /// Queues `data`, copying it under the lock when it is short and
     /// before taking the lock when it is long.
     fn try_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Option<io::Result<usize>> {
-        let mut guard = lock(&self.shared);
+        let mut guard = self.link.lock();
         let written = if data.len() < COPY_OUTSIDE_LOCK {
             guard.session.write(self.id, data)
         } else {
@@ -285,7 +190,7 @@ impl Stream {
                 let mut chunk = guard.payloads.take(data.len());
                 drop(guard);
                 mux_core::copy::extend(&mut chunk, data);
-                guard = lock(&self.shared);
+                guard = self.link.lock();
                 guard.session.write_chunk(self.id, chunk.freeze())
             }
         };
@@ -296,7 +201,7 @@ impl Stream {
 /// What a write that went to the send buffer returns: the bytes taken
 /// (the driver told), or `None` with the writer registered to wait.
 fn finish_write<E: Into<io::Error>>(
-    guard: &mut Shared,
+    guard: &mut ConnState,
     id: u32,
     cx: &mut Context<'_>,
     written: Result<Option<usize>, E>,
@@ -324,23 +229,18 @@ impl AsyncWrite for Stream {
         this.check_deadline(Direction::Write)?;
         // Whatever path this write takes but a whole direct one may buffer.
         this.flushed = false;
-        let short = data.len() < SHORT_WRITE;
-        let direct = if !short {
-            this.shared
-                .direct_writes
-                .then_some(Answer::Write { timed: false })
-        } else if !this.short_direct {
-            None
-        } else if this.shared.direct_writes {
-            // The option writes answers through whatever they cost.
-            Some(Answer::Write { timed: false })
-        } else {
-            Some(this.shared.answers.decide())
-        };
-        if let Some(Answer::Write { timed }) = direct {
-            match this.try_write_direct(cx, data, short, timed) {
-                Some(Poll::Ready(result)) => return Poll::Ready(result),
-                Some(Poll::Pending) => return this.park_write(cx),
+        if this.answering && data.len() < SHORT_WRITE {
+            match this.link.try_send_now(this.id, data, cx) {
+                Some(Ok(SentNow::Written(n))) => {
+                    this.answering = false;
+                    this.flushed = true;
+                    return Poll::Ready(Ok(n));
+                }
+                Some(Ok(SentNow::Handed(n))) => {
+                    this.answering = false;
+                    return Poll::Ready(Ok(n));
+                }
+                Some(Err(e)) => return Poll::Ready(Err(e)),
                 None => {}
             }
         }
@@ -373,7 +273,7 @@ impl MuxedStream for Stream {
     }
 
     fn close_read(&mut self) -> io::Result<()> {
-        let mut guard = lock(&self.shared);
+        let mut guard = self.link.lock();
         let result = guard.session.close_read(self.id);
         guard.notify_driver();
         guard.wake_pending();
@@ -381,7 +281,7 @@ impl MuxedStream for Stream {
     }
 
     fn reset_with(&mut self, code: u32) {
-        let mut guard = lock(&self.shared);
+        let mut guard = self.link.lock();
         guard.session.reset(self.id, code);
         guard.notify_driver();
         guard.wake_pending();
@@ -392,7 +292,7 @@ impl MuxedStream for Stream {
             .get_or_init(|| {
                 // A read or write already pending registered with no
                 // deadline; wake it so it registers with this one.
-                lock(&self.shared).wake_stream(self.id);
+                self.link.lock().wake_stream(self.id);
                 Deadlines::new()
             })
             .clone()
@@ -404,7 +304,7 @@ impl Drop for Stream {
         // Read before locking: the clock is slow on some virtual machines,
         // and every handle and the driver queue for this lock.
         let now = now();
-        let mut guard = lock(&self.shared);
+        let mut guard = self.link.lock();
         guard.forget_stream(self.id);
         guard.session.detach(self.id, now);
         guard.notify_driver();

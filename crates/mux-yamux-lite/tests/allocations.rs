@@ -1,7 +1,7 @@
 //! Heap allocations in steady state, and the heap an idle connection keeps,
 //! observed by a global allocator: a bulk stream allocates nothing per frame
 //! and, as written payload buffers are reused, less than one buffer per
-//! application write (none with `Config::direct_writes`), and many
+//! application write, and many
 //! concurrent writers reuse buffers too; a stream of small messages
 //! allocates nothing per message once warmed up;
 //! a connection that has gone quiet lets go of its read blocks, reusable
@@ -195,17 +195,6 @@ async fn concurrent_writers_reuse_payload_buffers() {
     // memory kept per connection.
     let per_write = concurrent_allocations_per_write(16).await;
     assert!(per_write <= 1.0, "{per_write:.2} allocations per write");
-}
-
-#[tokio::test]
-async fn with_direct_writes_bulk_transfer_allocates_nothing_per_write() {
-    // A 64 KiB write with nothing queued ahead of it leaves straight from
-    // the application's buffer, and waits for window rather than being
-    // buffered: measured 0 per write.
-    let mut config = Config::default();
-    config.direct_writes = true;
-    let per_write = bulk_allocations_per_write(config).await;
-    assert!(per_write <= 0.05, "{per_write:.2} allocations per write");
 }
 
 #[tokio::test]

@@ -4,30 +4,38 @@
 //! feeds whole frames to the session, runs due timers, pulls frames to send
 //! into one write buffer (so many small frames leave in one write), wakes the
 //! tasks the session's events concern, and writes. It never holds the
-//! session's lock while doing I/O. The write side is shared with the
-//! streams (`egress`), which may write a large DATA frame themselves.
+//! session's lock while doing I/O. It is the only code that maps frames to
+//! bytes, through the connection's [`Layout`]. The handles reach the
+//! connection through its [`Link`]; the one write they may start
+//! themselves, a short answer, goes through the write side here
+//! ([`Link::try_send_now`]).
 
 use bytes::BufMut;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
 use tokio::time::Sleep;
+use tracing::Instrument;
 
 use mux_core::ConnError;
-use mux_frame::{FrameCodec, FrameError};
 
-use crate::session::ProtocolError;
-use crate::shared::{lock, now, SharedRef};
-use crate::wire::lite;
-pub(crate) use egress::{DirectWrite, Egress};
+use crate::config::Config;
+use crate::session::{Role, Session};
+use crate::state::{now, ConnState};
+use crate::wire::{self, Layout};
+pub(crate) use link::{Link, SentNow};
 use read_buffer::{ReadBuffer, Trim};
+use write_side::WriteSide;
 
-mod egress;
+mod answer_cost;
+mod link;
 mod read_buffer;
 mod write_queue;
+mod write_side;
 
 /// Stop pulling frames once this much waits to be written, while the
 /// transport takes whole batches: over TCP, fewer and larger writes carried
@@ -59,10 +67,27 @@ struct Turn {
     next_timeout: Option<Instant>,
 }
 
-pub(crate) struct Driver<T> {
+/// Starts a connection over `io`: builds its session and write side, and
+/// spawns the task that drives it. Must be called inside a tokio runtime.
+pub(crate) fn spawn<T>(io: T, role: Role, config: Config) -> Arc<Link>
+where
+    T: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let config = config.normalized();
+    let (read_half, write_half) = tokio::io::split(io);
+    let write = WriteSide::new(write_half, wire::layout(&config));
+    let session = Session::new(role, config.clone(), now());
+    let link = Arc::new(Link::new(ConnState::new(session), write));
+    let driver = Driver::new(read_half, link.clone(), wire::layout(&config), &config);
+    let span = tracing::debug_span!("mux", role = ?role);
+    tokio::spawn(driver.instrument(span));
+    link
+}
+
+struct Driver<T> {
     io: ReadHalf<T>,
-    shared: SharedRef,
-    codec: FrameCodec,
+    link: Arc<Link>,
+    layout: Box<dyn Layout>,
     read: ReadBuffer,
     timer: Pin<Box<Sleep>>,
     read_closed: bool,
@@ -79,22 +104,14 @@ pub(crate) struct Driver<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite> Driver<T> {
-    pub(crate) fn new(io: ReadHalf<T>, shared: SharedRef) -> Self {
-        let (max, kept) = {
-            let guard = lock(&shared);
-            (
-                guard.session.max_frame_value(),
-                guard.session.config().read_blocks_kept,
-            )
-        };
-        let max_frame = usize::try_from(max)
-            .unwrap_or(usize::MAX)
-            .saturating_add(mux_frame::HEADER_LEN);
+    /// A driver reading `io` with `layout`; `config` is the connection's,
+    /// already normalized.
+    fn new(io: ReadHalf<T>, link: Arc<Link>, layout: Box<dyn Layout>, config: &Config) -> Self {
         Self {
             io,
-            shared,
-            codec: FrameCodec::with_max_value_len(max),
-            read: ReadBuffer::new(max_frame, kept),
+            link,
+            read: ReadBuffer::new(layout.max_frame_len(), config.read_blocks_kept),
+            layout,
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             read_closed: false,
             flush_deadline: None,
@@ -127,7 +144,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                 Poll::Ready(Ok(n)) => self.read.note_read(n),
                 Poll::Ready(Err(e)) => {
                     self.read_closed = true;
-                    lock(&self.shared).session.transport_closed(Some(e));
+                    self.link.lock().session.transport_closed(Some(e));
                 }
             }
         }
@@ -137,11 +154,10 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
     /// collects the wakers to call; reads, under the same lock, what the
     /// rest of the turn needs to know about the session.
     fn process(&mut self, now: Instant) -> Turn {
-        let mut egress = self.shared.egress.lock();
-        let out = &mut egress.out;
-        let mut guard = lock(&self.shared);
-        let shared = &mut *guard;
-        let session = &mut shared.session;
+        let mut write = self.link.write.lock();
+        let mut guard = self.link.lock();
+        let state = &mut *guard;
+        let session = &mut state.session;
         let mut decode_held = false;
         let read_buf = self.read.bytes();
         loop {
@@ -152,34 +168,20 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                 decode_held = !read_buf.is_empty();
                 break;
             }
-            match self.codec.split_frame(read_buf) {
-                Ok(Some(tlv)) => match lite::decode(tlv) {
-                    Ok(frame) => session.handle_frame(frame, now),
-                    Err(e) => session.fail(e.into()),
-                },
+            match self.layout.decode(read_buf) {
+                Ok(Some(frame)) => session.handle_frame(frame, now),
                 Ok(None) => {
                     if self.read_closed && session.closed_reason().is_none() {
                         if read_buf.is_empty() {
                             session.transport_closed(None);
                         } else {
-                            let expected = mux_frame::Header::parse(read_buf)
-                                .map_or(mux_frame::HEADER_LEN, |h| {
-                                    h.frame_len().unwrap_or(usize::MAX)
-                                });
-                            session.fail(ProtocolError::Truncated {
-                                buffered: read_buf.len(),
-                                expected,
-                            });
+                            session.fail(self.layout.truncated(read_buf));
                         }
                     }
                     break;
                 }
-                Err(FrameError::TooLarge { len, max }) => {
-                    session.fail(ProtocolError::FrameTooLarge { len, max });
-                    break;
-                }
                 Err(e) => {
-                    session.transport_closed(Some(e.into()));
+                    session.fail(e);
                     break;
                 }
             }
@@ -187,17 +189,17 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         if session.poll_timeout().is_some_and(|t| t <= now) {
             session.handle_timeout(now);
         }
-        while out.len() < self.write_limit {
+        while write.out.len() < self.write_limit {
             let Some(frame) = session.poll_frame(now) else {
                 break;
             };
-            out.push(frame);
+            write.push(frame);
         }
-        shared.collect_wakers(&mut self.wakers);
-        if !out.spent().is_empty() {
-            shared.payloads.give_back(out.spent());
+        state.collect_wakers(&mut self.wakers);
+        if !write.out.spent().is_empty() {
+            state.payloads.give_back(write.out.spent());
         }
-        let session = &shared.session;
+        let session = &state.session;
         let closed = session.closed_reason().is_some();
         if closed && self.flush_deadline.is_none() {
             self.flush_deadline = Some(session.flush_deadline(now));
@@ -222,9 +224,9 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
     /// larger write limit applies only after the transport took a batch of
     /// at least the smaller one whole, until it next pushes back.
     fn poll_write_transport(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
-        let mut egress = self.shared.egress.lock();
-        let written = egress.poll_write_out(cx)?;
-        if !egress.is_idle() {
+        let mut write = self.link.write.lock();
+        let written = write.poll_write_out(cx)?;
+        if !write.is_idle() {
             self.write_limit = WRITE_HIGH_WATER_BACKED_UP;
         } else if written >= WRITE_HIGH_WATER_BACKED_UP {
             self.write_limit = WRITE_HIGH_WATER;
@@ -241,18 +243,18 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         if !turn.closed {
             return None;
         }
-        let mut egress = self.shared.egress.lock();
-        let flushed = turn.session_done && egress.is_idle();
+        let mut write = self.link.write.lock();
+        let flushed = turn.session_done && write.is_idle();
         if self.flush_deadline.is_some_and(|d| d <= now) {
             if !flushed {
                 tracing::debug!(
-                    unsent = egress.out.len(),
+                    unsent = write.out.len(),
                     "transport stopped taking bytes; dropping the connection's last frames"
                 );
             }
             // One try: a transport that stopped reading may never finish.
-            let _ = egress.poll_shutdown(cx);
-            drop(egress);
+            let _ = write.poll_shutdown(cx);
+            drop(write);
             self.finish(None);
             return Some(Poll::Ready(()));
         }
@@ -260,8 +262,8 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             return None;
         }
         // Best effort: the peer learns of the close from EOF.
-        let shutdown = egress.poll_shutdown(cx);
-        drop(egress);
+        let shutdown = write.poll_shutdown(cx);
+        drop(write);
         match shutdown {
             Poll::Ready(_) => {
                 self.finish(None);
@@ -303,8 +305,8 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
     }
 
     fn finish(&mut self, err: Option<ConnError>) {
-        self.shared.egress.lock().close();
-        let mut guard = lock(&self.shared);
+        self.link.write.lock().close();
+        let mut guard = self.link.lock();
         if let Some(err) = err {
             guard.session.abort(err);
         } else if guard.session.closed_reason().is_none() {
@@ -325,7 +327,7 @@ impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
         let this = &mut *self;
         for _ in 0..TURNS_PER_POLL {
             let wants_read = {
-                let mut guard = lock(&this.shared);
+                let mut guard = this.link.lock();
                 guard.set_driver_waker(cx);
                 guard.session.wants_read()
             };
@@ -344,8 +346,8 @@ impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {
                     Trim::Nothing => {}
                     Trim::Later(at) => this.trim_at = Some(at),
                     Trim::Done => {
-                        this.shared.egress.lock().out.release_idle_storage();
-                        lock(&this.shared).release_idle_storage();
+                        this.link.write.lock().out.release_idle_storage();
+                        this.link.lock().release_idle_storage();
                         this.wakers = Vec::new();
                     }
                 }
@@ -383,8 +385,8 @@ impl<T> Drop for Driver<T> {
     fn drop(&mut self) {
         // The runtime may drop the task before it finished (shutdown);
         // nobody may wait forever on a transport that no longer exists.
-        self.shared.egress.lock().close();
-        let mut guard = lock(&self.shared);
+        self.link.write.lock().close();
+        let mut guard = self.link.lock();
         if !guard.driver_done {
             guard.session.abort(ConnError::Closed);
             guard.driver_done = true;

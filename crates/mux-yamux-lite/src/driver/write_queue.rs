@@ -18,7 +18,7 @@ use tokio::io::AsyncWrite;
 
 use crate::frame::Frame;
 use crate::payload_pool::MAX_POOLED;
-use crate::wire::lite;
+use crate::wire::Layout;
 
 /// Payloads shorter than this are copied: an iovec per tiny frame costs
 /// more than the copy.
@@ -78,9 +78,11 @@ impl WriteQueue {
 
     /// Appends the wire encoding of `frame`; a large DATA payload is queued
     /// as the `Bytes` it is, moved rather than cloned.
-    pub(super) fn push(&mut self, frame: Frame) {
+    pub(super) fn push(&mut self, frame: Frame, layout: &dyn Layout) {
         let before = self.scratch.len();
-        let payload_len = lite::encode_head(&frame, &mut self.scratch).map(Bytes::len);
+        let payload_len = layout
+            .encode_head(&frame, &mut self.scratch)
+            .map(Bytes::len);
         let head = self.scratch.len().saturating_sub(before);
         let body = match (frame, payload_len) {
             (Frame::Data { payload, .. }, Some(n)) if self.vectored && n >= COPY_BELOW => {
@@ -101,7 +103,7 @@ impl WriteQueue {
     }
 
     /// Appends bytes as they are: the unsent rest of a frame a stream
-    /// began writing itself (`Egress::write_direct`).
+    /// began writing itself (`WriteSide::write_direct`).
     pub(super) fn push_bytes(&mut self, bytes: &[u8]) {
         mux_core::copy::extend(&mut self.scratch, bytes);
         self.len = self.len.saturating_add(bytes.len());
@@ -248,6 +250,7 @@ impl WriteQueue {
 mod tests {
     use super::*;
     use crate::frame::Flags;
+    use crate::wire::lite::{self, Lite};
     use std::task::Waker;
 
     /// A transport taking at most `per_call` bytes per write.
@@ -331,7 +334,7 @@ mod tests {
                 // and write a little each time, so the queue never empties.
                 let f = frame(i);
                 lite::encode(&f, &mut expected);
-                q.push(f);
+                q.push(f, &Lite::new(64 * 1024));
                 while q.len() >= 256 * 1024 {
                     let _ = q.poll_write(Pin::new(&mut io), &mut cx);
                     max_capacity = max_capacity.max(q.scratch.capacity());

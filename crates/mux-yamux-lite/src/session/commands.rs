@@ -121,7 +121,7 @@ impl Session {
     /// [`read_chunk`](Self::read_chunk), and whether received bytes remain
     /// after it, so a reader that emptied the buffer returns what it has
     /// without asking again only to find nothing.
-    pub fn read_chunk_and_rest(
+    pub(crate) fn read_chunk_and_rest(
         &mut self,
         id: u32,
         max: usize,

@@ -2,7 +2,7 @@
 //! GO_AWAY(protocol error); stream-level faults are answered with a RESET
 //! instead and never appear here.
 
-use crate::wire::WireError;
+use crate::frame::WireError;
 
 /// A protocol violation by the peer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -38,7 +38,6 @@ use crate::frame::{Frame, Hello};
 use crate::StreamMap;
 use chunks::Spares;
 pub use error::ProtocolError;
-pub use outbound::{DirectData, DirectSend};
 use stream::{RecvState, ResetInfo, Stream};
 
 /// Control frames that may wait to be sent before this side stops reading
@@ -249,11 +248,6 @@ impl Session {
         }
     }
 
-    /// The largest TLV value this side accepts, for the frame decoder.
-    pub fn max_frame_value(&self) -> u32 {
-        crate::wire::lite::max_value_len(self.config.max_frame_payload)
-    }
-
     /// Whether the driver should read more from the transport. It is `false`
     /// while a pong is owed (the one-slot rule) or too many control frames
     /// wait, so a peer that never reads cannot make this side queue replies.
@@ -459,7 +453,7 @@ impl Session {
     /// streams opened at once leave kilobytes of it). For a connection that
     /// has gone quiet; the driver calls it after the read buffer's idle
     /// spell, and busy connections keep reusing the storage instead.
-    pub fn release_idle_storage(&mut self) {
+    pub(crate) fn release_idle_storage(&mut self) {
         self.spares.clear();
         // Sized for the most streams ever open at once otherwise.
         self.streams.shrink_to(0);

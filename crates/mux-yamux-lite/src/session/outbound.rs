@@ -180,68 +180,44 @@ fn data_len(have: usize, send_window: u32, max_payload: u32) -> usize {
         .min(usize::try_from(max_payload).unwrap_or(usize::MAX))
 }
 
-/// A DATA frame the session has framed for its caller to write itself
-/// ([`Session::send_direct`]): the window and the counters already count
-/// it, and the payload is the first `len` bytes the caller holds.
+/// A DATA frame framed by [`Session::frame_now`]: the window and the
+/// counters already count it, and its payload is the first `len` bytes the
+/// caller holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DirectData {
+pub(crate) struct FramedNow {
     /// The stream.
-    pub id: u32,
+    pub(crate) id: u32,
     /// Flags the frame carries (none, unless a handshake flag was owed).
-    pub flags: Flags,
+    pub(crate) flags: Flags,
     /// Payload bytes framed.
-    pub len: usize,
-}
-
-/// The answer of [`Session::send_direct`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DirectSend {
-    /// Framed: write it now, before anything else.
-    Framed(DirectData),
-    /// The peer's window is closed: wait for [`Event::Writable`] rather than
-    /// buffer the bytes, so they can still leave without a copy once it
-    /// opens.
-    AwaitWindow,
-    /// Not now: write through [`Session::write`] as usual (which also
-    /// reports why a write cannot be made at all).
-    Declined,
+    pub(crate) len: usize,
 }
 
 impl Session {
-    /// Frames up to `max` bytes of stream `id` for the caller to put on the
-    /// wire at once, ahead of anything the session yields later, so a large
-    /// write can go from the application's buffer to the transport without
-    /// a copy into the send buffer, or a short answer without waiting for
-    /// the driver's turn. `wire_free` says that the caller holds the
-    /// transport and nothing is queued on it. When to ask is the caller's
-    /// policy: `Stream` asks for large writes only with
-    /// `Config::direct_writes`, and for a short write that answers a read.
+    /// Frames up to `max` bytes of stream `id` as a DATA frame that the
+    /// caller writes to the transport at once, ahead of anything the
+    /// session yields later, so that a short answer leaves without waiting
+    /// for the driver's turn. The caller (the driver's write side) asks
+    /// only while nothing is queued on the transport.
     ///
     /// Frames only when the frame would be the very next one anyway: the
     /// session has nothing else to send
     /// ([`wants_transmit`](Self::wants_transmit) is false), the stream's
     /// send buffer is empty, its write side open, and the peer's window has
-    /// room. With the window closed the answer is
-    /// [`AwaitWindow`](DirectSend::AwaitWindow) whatever is buffered: a
-    /// large writer that buffered while the window was closed would stay
-    /// ahead of it, and so buffer (copy) every later write too.
-    pub fn send_direct(&mut self, id: u32, max: usize, wire_free: bool) -> DirectSend {
-        if max == 0 || self.peer.is_none() || self.is_closing() {
-            return DirectSend::Declined;
+    /// room. `None`: write through [`Session::write`] as usual (which also
+    /// reports why a write cannot be made at all).
+    pub(crate) fn frame_now(&mut self, id: u32, max: usize) -> Option<FramedNow> {
+        if max == 0 || self.peer.is_none() || self.is_closing() || self.wants_transmit() {
+            return None;
         }
         let max_payload = self.max_payload();
-        let pending = self.wants_transmit();
-        let Some(s) = self.streams.get_mut(&id) else {
-            return DirectSend::Declined;
-        };
-        if s.reset.is_some() || s.send != SendState::Open {
-            return DirectSend::Declined;
-        }
-        if s.send_window == 0 {
-            return DirectSend::AwaitWindow;
-        }
-        if pending || !wire_free || !s.send_buf.is_empty() {
-            return DirectSend::Declined;
+        let s = self.streams.get_mut(&id)?;
+        if s.reset.is_some()
+            || s.send != SendState::Open
+            || s.send_window == 0
+            || !s.send_buf.is_empty()
+        {
+            return None;
         }
         let len = data_len(max, s.send_window, max_payload);
         let flags = s.take_handshake_flags();
@@ -251,7 +227,7 @@ impl Session {
         // What `poll_frame` counts for a frame it yields.
         self.stats.frames_sent = self.stats.frames_sent.saturating_add(1);
         self.count_payload_sent(len);
-        DirectSend::Framed(DirectData { id, flags, len })
+        Some(FramedNow { id, flags, len })
     }
 }
 

@@ -14,10 +14,11 @@
 //! golden vectors that `tests/wire_golden.rs` checks.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use mux_frame::Header;
+use mux_frame::{FrameCodec, FrameError, Header};
 
-use super::{be_u32, WireError};
+use super::{be_u32, DataHead, Layout, WireError};
 use crate::frame::{Flags, Frame, Hello};
+use crate::session::ProtocolError;
 
 /// TLV kind of DATA.
 pub const KIND_DATA: u8 = 0x00;
@@ -179,5 +180,70 @@ pub fn decode(tlv: mux_frame::Frame) -> Result<Frame, WireError> {
             }))
         }
         other => Err(WireError::UnknownKind(other)),
+    }
+}
+
+const _: () = assert!(DATA_OVERHEAD <= super::MAX_DATA_HEAD);
+
+/// The lite layout as a [`Layout`]: TLV frames whose values carry at most
+/// `max_frame_payload` bytes of DATA payload.
+#[derive(Debug, Clone)]
+pub struct Lite {
+    codec: FrameCodec,
+}
+
+impl Lite {
+    /// A codec accepting DATA payloads of up to `max_frame_payload` bytes
+    /// (`Config::max_frame_payload`).
+    pub fn new(max_frame_payload: u32) -> Self {
+        Self {
+            codec: FrameCodec::with_max_value_len(max_value_len(max_frame_payload)),
+        }
+    }
+}
+
+impl Layout for Lite {
+    fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        match self.codec.split_frame(buf) {
+            Ok(Some(tlv)) => decode(tlv).map(Some).map_err(ProtocolError::from),
+            Ok(None) => Ok(None),
+            Err(FrameError::TooLarge { len, max }) => {
+                Err(ProtocolError::FrameTooLarge { len, max })
+            }
+            // `split_frame` reports nothing else; a layout error is the
+            // closest description if a later mux-frame does.
+            Err(_) => Err(self.truncated(buf)),
+        }
+    }
+
+    fn truncated(&self, buf: &[u8]) -> ProtocolError {
+        let expected = Header::parse(buf).map_or(mux_frame::HEADER_LEN, |h| {
+            h.frame_len().unwrap_or(usize::MAX)
+        });
+        ProtocolError::Truncated {
+            buffered: buf.len(),
+            expected,
+        }
+    }
+
+    fn encode_head<'f>(&self, frame: &'f Frame, dst: &mut BytesMut) -> Option<&'f Bytes> {
+        encode_head(frame, dst)
+    }
+
+    fn data_head(&self, id: u32, flags: Flags, len: usize) -> DataHead {
+        let mut bytes = [0u8; super::MAX_DATA_HEAD];
+        if let Some(dst) = bytes.get_mut(..DATA_OVERHEAD) {
+            dst.copy_from_slice(&data_head(id, flags, len));
+        }
+        DataHead {
+            bytes,
+            len: DATA_OVERHEAD,
+        }
+    }
+
+    fn max_frame_len(&self) -> usize {
+        usize::try_from(self.codec.max_value_len())
+            .unwrap_or(usize::MAX)
+            .saturating_add(mux_frame::HEADER_LEN)
     }
 }

@@ -1,31 +1,73 @@
-//! Byte layouts for [`Frame`](crate::frame::Frame)s.
+//! Byte layouts for [`Frame`]s.
 //!
-//! The session is written against semantic frames only; this module is the
-//! one place that knows bytes. [`lite`] is the native layout: mux-frame TLV
-//! frames. A yamux 1.0 layout can sit beside it without touching the session.
+//! The session is written against semantic frames only; the driver, which
+//! owns the transport, is the one place that turns them into bytes and
+//! back, through a [`Layout`]. [`lite::Lite`] is the native layout
+//! (mux-frame TLV frames); a second layout implements the same trait and
+//! leaves the session untouched. Sans-IO users (simulators, fuzzers) drive
+//! a [`Session`](crate::session::Session) through the same codec.
 
 pub mod lite;
 
-/// Why bytes from the peer are not a valid frame.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum WireError {
-    /// A TLV type byte this protocol does not define.
-    #[error("unknown frame kind {0:#04x}")]
-    UnknownKind(u8),
-    /// A value whose length does not fit its kind.
-    #[error("frame kind {kind:#04x} with a {len}-byte value (expected {expected})")]
-    BadLength {
-        /// The TLV type byte.
-        kind: u8,
-        /// The value's length.
-        len: usize,
-        /// What the kind requires, in words.
-        expected: &'static str,
-    },
-    /// Flag bits this protocol does not define.
-    #[error("unknown flag bits {0:#04x}")]
-    UnknownFlags(u8),
+use bytes::{Bytes, BytesMut};
+use std::fmt;
+
+use crate::frame::{Flags, Frame};
+use crate::session::ProtocolError;
+
+pub use crate::frame::WireError;
+
+/// The most bytes any layout puts in front of a DATA payload.
+pub const MAX_DATA_HEAD: usize = 16;
+
+/// The bytes that precede one DATA payload on the wire.
+#[derive(Debug, Clone, Copy)]
+pub struct DataHead {
+    bytes: [u8; MAX_DATA_HEAD],
+    len: usize,
+}
+
+impl DataHead {
+    /// The encoded head.
+    pub fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// How frames look on the wire: what the driver uses to read frames off
+/// the transport and to write them.
+pub trait Layout: fmt::Debug + Send + Sync + 'static {
+    /// Splits the next whole frame off the front of `buf` and decodes it;
+    /// `Ok(None)` while more bytes are needed. A frame longer than the
+    /// layout admits is refused from its header, before it is buffered.
+    fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError>;
+
+    /// Why the bytes left in `buf` when the transport ended are not a frame.
+    fn truncated(&self, buf: &[u8]) -> ProtocolError;
+
+    /// Appends the encoding of `frame` to `dst`, except a DATA payload,
+    /// which is returned so that the caller can copy it or write it by
+    /// reference (vectored I/O) right after what was appended.
+    fn encode_head<'f>(&self, frame: &'f Frame, dst: &mut BytesMut) -> Option<&'f Bytes>;
+
+    /// The bytes in front of a DATA payload of `len` bytes.
+    fn data_head(&self, id: u32, flags: Flags, len: usize) -> DataHead;
+
+    /// The longest frame this side accepts, header included: a read
+    /// buffer must hold one whole.
+    fn max_frame_len(&self) -> usize;
+
+    /// Appends the whole encoding of `frame`, payload included, to `dst`.
+    fn encode(&self, frame: &Frame, dst: &mut BytesMut) {
+        if let Some(payload) = self.encode_head(frame, dst) {
+            dst.extend_from_slice(payload);
+        }
+    }
+}
+
+/// The layout a connection with `config` speaks.
+pub(crate) fn layout(config: &crate::config::Config) -> Box<dyn Layout> {
+    Box::new(lite::Lite::new(config.max_frame_payload))
 }
 
 /// Reads a big-endian `u32` at `at`, or `None` past the end.

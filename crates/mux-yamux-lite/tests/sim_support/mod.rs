@@ -197,7 +197,9 @@ impl Sim {
         let base = Instant::now();
         let mk = |role, config: Config| {
             let session = Session::new(role, config, base);
-            let codec = FrameCodec::with_max_value_len(session.max_frame_value());
+            let codec = FrameCodec::with_max_value_len(lite::max_value_len(
+                session.config().max_frame_payload,
+            ));
             Peer {
                 session,
                 codec,

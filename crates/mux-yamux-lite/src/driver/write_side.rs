@@ -1,17 +1,14 @@
-//! The connection's write side, shared by the driver and the streams.
+//! The transport's write side, with the layout that encodes frames for it.
 //!
 //! The driver writes what the session frames, through the write queue. A
-//! stream with a large write may instead put its DATA frame on the
-//! transport itself, straight from the application's buffer, when nothing
-//! else waits to be written ([`Egress::write_direct`]); that saves copying
-//! the payload into the send buffer, which on an in-memory pipe is one of
-//! four copies per byte. Both paths hold this lock while writing, and the
-//! session frames nothing while a direct frame is written, so the bytes on
-//! the wire keep the session's order.
+//! short answer may instead leave from the task that wrote it
+//! ([`Link::try_send_now`](super::Link::try_send_now)), when nothing else
+//! waits to be written ([`WriteSide::write_direct`]). Both paths hold this
+//! lock while writing, and the session frames nothing while a direct frame
+//! is written, so the bytes on the wire keep the session's order.
 //!
-//! Lock order: this lock, then the session's. Streams only `try_lock` it,
-//! so a writer never waits behind the driver's syscall; it takes the usual
-//! path instead.
+//! Lock order: this lock, then the state's. Handles only `try_lock` it, so
+//! a writer never waits behind the driver's syscall; it queues instead.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -19,6 +16,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncWrite, WriteHalf};
 
 use super::write_queue::WriteQueue;
+use crate::wire::Layout;
 
 /// What became of a direct write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +29,7 @@ pub(crate) enum DirectWrite {
 }
 
 /// The write half of the transport and the driver's output queue.
-pub(crate) struct Egress {
+pub(crate) struct WriteSide {
     /// `None` once the driver has ended: the transport is dropped with the
     /// driver's read half, whatever handles still hold this.
     io: Option<Pin<Box<dyn AsyncWrite + Send>>>,
@@ -40,24 +38,39 @@ pub(crate) struct Egress {
     /// turn skips the flush otherwise: through `tokio::io::split` even a
     /// no-op flush takes a lock.
     flush_owed: bool,
+    layout: Box<dyn Layout>,
 }
 
-impl std::fmt::Debug for Egress {
+impl std::fmt::Debug for WriteSide {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Egress")
+        f.debug_struct("WriteSide")
             .field("queued", &self.out.len())
             .finish_non_exhaustive()
     }
 }
 
-impl Egress {
-    pub(crate) fn new<T: AsyncWrite + Send + 'static>(io: WriteHalf<T>) -> Self {
+impl WriteSide {
+    pub(crate) fn new<T: AsyncWrite + Send + 'static>(
+        io: WriteHalf<T>,
+        layout: Box<dyn Layout>,
+    ) -> Self {
         let vectored = io.is_write_vectored();
         Self {
             io: Some(Box::pin(io)),
             out: WriteQueue::new(vectored),
             flush_owed: false,
+            layout,
         }
+    }
+
+    /// How frames are encoded for this transport.
+    pub(super) fn layout(&self) -> &dyn Layout {
+        &*self.layout
+    }
+
+    /// Queues the encoding of `frame`.
+    pub(super) fn push(&mut self, frame: crate::frame::Frame) {
+        self.out.push(frame, &*self.layout);
     }
 
     /// The transport, while the driver runs.
@@ -76,18 +89,18 @@ impl Egress {
 
     /// Whether a frame written now would be the next bytes on the wire:
     /// nothing is queued ahead of it.
-    pub(crate) fn is_idle(&self) -> bool {
+    pub(super) fn is_idle(&self) -> bool {
         self.out.is_empty()
     }
 
     /// Writes one DATA frame, `head` then `payload`, from the caller's
     /// buffers; whatever the transport does not take at once is copied into
-    /// the queue. The caller has framed it with `Session::send_direct`
+    /// the queue. The caller has framed it with `Session::frame_now`
     /// after checking [`is_idle`](Self::is_idle) under this lock, so it is
     /// the next frame in the session's order. The transport may register
     /// the caller's waker; on [`DirectWrite::Queued`] the driver must be woken
     /// to register its own.
-    pub(crate) fn write_direct(
+    pub(super) fn write_direct(
         &mut self,
         cx: &mut Context<'_>,
         head: &[u8],

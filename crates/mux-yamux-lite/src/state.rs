@@ -1,96 +1,16 @@
 //! The state the driver task and the handles share: the session plus the
-//! wakers of every task waiting on it, behind one mutex.
+//! wakers of every task waiting on it. It lives behind one mutex
+//! ([`Link::lock`](crate::driver::Link::lock)).
 //!
 //! One lock (instead of channels per stream) means a stream's `poll_read`
 //! copies straight out of the session's receive buffer and `poll_write`
 //! straight into its send buffer: no message hop, no allocation per call.
 
-use parking_lot::{Mutex, MutexGuard};
-use std::sync::Arc;
 use std::task::{Context, Waker};
 
-use crate::answer_cost::AnswerCost;
-use crate::driver::Egress;
 use crate::payload_pool::PayloadPool;
 use crate::session::{Event, Session};
 use crate::StreamMap;
-
-pub(crate) type SharedRef = Arc<Conn>;
-
-/// Everything a connection's tasks share: the session state, and the
-/// transport's write side (`driver::egress`). Lock order: `egress` first.
-#[derive(Debug)]
-pub(crate) struct Conn {
-    state: Mutex<Shared>,
-    pub(crate) egress: Mutex<Egress>,
-    /// `Config::direct_writes`, readable without a lock.
-    pub(crate) direct_writes: bool,
-    /// Whether short answers pay to write through (default config only).
-    pub(crate) answers: AnswerCost,
-}
-
-impl Conn {
-    pub(crate) fn new(shared: Shared, egress: Egress) -> Self {
-        Self {
-            direct_writes: shared.session.config().direct_writes,
-            state: Mutex::new(shared),
-            egress: Mutex::new(egress),
-            answers: AnswerCost::default(),
-        }
-    }
-}
-
-/// Rounds of [`SPINS_PER_ROUND`] spin hints a locker waits for the lock
-/// to come free before it parks its thread: about 4 µs on the benchmark
-/// machine (a hint takes 8.4 ns there).
-const SPIN_ROUNDS: u32 = 8;
-/// Spin hints between two looks at the lock.
-const SPINS_PER_ROUND: u32 = 64;
-
-/// Locks the shared state. `parking_lot`'s mutex, not std's: with the
-/// driver and many handles on two threads the lock is contended, and its
-/// adaptive spinning measured 13% more streams per second in the churn
-/// benchmark. It does not poison: every critical section leaves the
-/// session consistent between statements that can panic (none should), and
-/// refusing service forever after a panic would be worse.
-///
-/// A contended locker first waits a few microseconds for the lock to come
-/// free, trying it between spin hints, and only then falls back to
-/// `parking_lot`'s `lock`, which spins far less before it parks the thread.
-/// Every critical section here is short and does no I/O, so the holder is
-/// running on another CPU and done soon; parking instead costs a futex
-/// sleep and a wake, and on a virtual machine the halt and wake of an idle
-/// virtual CPU, during which that worker runs no task at all. Stream churn
-/// over an in-memory pipe on one warm runtime: threads switched out 25,800
-/// → 5,900 per 300,000 lifecycles, 1.4 → 1.8 CPUs busy with less CPU time
-/// in all, 302–313k → 414–423k streams/s (docs/benchmarks-history.md,
-/// session 19). The wait is bounded, so a holder that was preempted costs
-/// a waiter only those microseconds before it parks as before.
-#[inline]
-pub(crate) fn lock(shared: &SharedRef) -> MutexGuard<'_, Shared> {
-    match shared.state.try_lock() {
-        Some(guard) => guard,
-        None => lock_contended(shared),
-    }
-}
-
-/// [`lock`] once the lock was found taken: kept out of line so the
-/// uncontended path stays as short as `parking_lot`'s own.
-#[cold]
-#[inline(never)]
-fn lock_contended(shared: &SharedRef) -> MutexGuard<'_, Shared> {
-    for _ in 0..SPIN_ROUNDS {
-        for _ in 0..SPINS_PER_ROUND {
-            std::hint::spin_loop();
-        }
-        // `try_lock` reads the lock before it tries to take it, so a
-        // locked one costs the holder no cache-line transfer.
-        if let Some(guard) = shared.state.try_lock() {
-            return guard;
-        }
-    }
-    shared.state.lock()
-}
 
 /// The current time on tokio's clock (virtual under a paused test clock).
 pub(crate) fn now() -> std::time::Instant {
@@ -112,8 +32,9 @@ impl WakerList {
     }
 }
 
+/// The session and the tasks waiting on it.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct ConnState {
     pub(crate) session: Session,
     /// Buffers for large writes, given back by the driver once written.
     pub(crate) payloads: PayloadPool,
@@ -130,7 +51,7 @@ pub(crate) struct Shared {
     pub(crate) driver_done: bool,
 }
 
-impl Shared {
+impl ConnState {
     pub(crate) fn new(session: Session) -> Self {
         Self {
             session,

@@ -80,10 +80,9 @@ const GEN_BUDGET: usize = 64 * 1024;
 const POLL_LIMIT: u64 = 1_000_000;
 
 /// Tolerate control frames (never stream frames) after a GO_AWAY with an
-/// error code. The fuzzer found two such deviations, both fixed (the
-/// keepalive timeout's GO_AWAY(3) used to go out in front of frames already
-/// queued, and a reset after the close still queued a RESET); their
-/// reproducers are in the corpus, so this stays `false`.
+/// error code. `false`: nothing may follow a final GO_AWAY, neither frames
+/// queued before a keepalive timeout's GO_AWAY(3) nor a RESET for a reset
+/// after the close; the corpus holds inputs that check both.
 const CONTROL_AFTER_FINAL_GO_AWAY: bool = false;
 
 /// Runs one input, panicking if any invariant breaks.

@@ -4,10 +4,8 @@
 //! lock, and the driver drops that buffer once the frame is on the wire.
 //! Asking the allocator for a fresh 64 KiB per write and freeing it moments
 //! later on another thread makes it hand out freshly mapped pages again
-//! and again: at 100 concurrent streams half of the page faults came from
-//! there (`docs/benchmarks-history.md`). So the driver gives written payloads back
-//! here, under the lock it takes anyway, and the next large write takes
-//! one.
+//! and again. So the driver gives written payloads back here, under the
+//! lock it takes anyway, and the next large write takes one.
 //!
 //! Limits: at most [`MAX_POOLED`] buffers of at most [`MAX_CAPACITY`] bytes
 //! each, [`MAX_POOLED_BYTES`] in all, and the driver empties the pool once
@@ -15,10 +13,8 @@
 //!
 //! The bounds are sized for the connection's send budget
 //! (`Config::connection_send_buffer`, 1 MiB by default), which many
-//! concurrent writers keep full of payloads of many sizes: with 8 buffers,
-//! 16 writers made 1.19 allocations per 64 KiB write, with 32 buffers 0.90
-//! (`tests/allocations.rs`), and 100 streams over duplex saw 32% fewer page
-//! faults and 5% more throughput (`docs/benchmarks-history.md`, session 8).
+//! concurrent writers keep full of payloads of many sizes; what the pool
+//! saves is in docs/DECISIONS.md and `tests/allocations.rs` holds it.
 
 use bytes::{Bytes, BytesMut};
 

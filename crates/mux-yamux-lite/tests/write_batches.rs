@@ -1,8 +1,8 @@
 //! How much the driver hands the transport per write: up to 512 KiB (plus
 //! the frame that crosses the mark) once the transport has taken a batch of
 //! 256 KiB whole, and 256 KiB while it pushes back (the hostile-peer tests
-//! hold that bound with a pipe that never drains). Larger writes carried a
-//! few streams over TCP a quarter faster (docs/BENCHMARKS.md); the smaller
+//! hold that bound with a pipe that never drains). Larger writes carry a
+//! few streams over TCP faster (docs/DECISIONS.md); the smaller
 //! bound keeps a transport that does not drain from holding control frames
 //! behind a long queue.
 

@@ -11,9 +11,9 @@
 //! writes (timing one in [`SAMPLE_EVERY`] while they are cheap) and writes
 //! answers through only while it is low.
 //!
-//! Unlike the per-byte costs of large writes (which did not tell an
-//! in-memory pipe from TCP, docs/benchmarks-history.md, session 8), the
-//! cost of one small write is mostly the call itself.
+//! The cost of one small write is mostly the call itself, so it tells an
+//! in-memory pipe from a socket where per-byte costs of large writes do
+//! not.
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::Duration;

@@ -38,8 +38,8 @@ mod write_queue;
 mod write_side;
 
 /// Stop pulling frames once this much waits to be written, while the
-/// transport takes whole batches: over TCP, fewer and larger writes carried
-/// 4 streams 25% faster than batches of half the size (docs/BENCHMARKS.md).
+/// transport takes whole batches: over TCP, fewer and larger writes carry
+/// a few streams faster than batches of half the size (docs/DECISIONS.md).
 const WRITE_HIGH_WATER: usize = 512 * 1024;
 /// The same from the start and once the transport pushes back: a queue it
 /// does not drain only delays the control frames behind it (a pong, a

@@ -6,8 +6,7 @@
 //! every stream has read its part. Allocating a new block whenever the
 //! current one fills means asking the allocator for 256 KiB at a time,
 //! which it serves from freshly mapped pages and unmaps again on free: the
-//! page faults cost more than the copies (at 100 concurrent streams over an
-//! in-memory pipe, a third of the CPU time; see `docs/benchmarks-history.md`).
+//! page faults cost more than the copies (docs/DECISIONS.md).
 //! So a full block is retired, not dropped: the buffer keeps a handle to
 //! it, and once its last slice is gone, it becomes the next block.
 //!

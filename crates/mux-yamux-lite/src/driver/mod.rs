@@ -134,7 +134,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             if !wants_read || self.read.bytes().len() >= READ_HIGH_WATER {
                 return false;
             }
-            let Some(limit) = self.read.make_room() else {
+            let Some(limit) = self.read.make_room(&*self.layout) else {
                 return false;
             };
             let mut dst = self.read.bytes().limit(limit);

@@ -23,6 +23,8 @@ use bytes::{Buf, BufMut, BytesMut};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::wire::Layout;
+
 /// The usual block size; also the most one read asks the transport for.
 const BLOCK: usize = 256 * 1024;
 /// Room a block keeps beyond its largest frame.
@@ -118,15 +120,15 @@ impl ReadBuffer {
     /// swapped for a reused or new one, carrying over only a frame whose
     /// header is not complete yet (at most 4 bytes).
     #[inline]
-    pub(crate) fn make_room(&mut self) -> Option<usize> {
+    pub(crate) fn make_room(&mut self, layout: &dyn Layout) -> Option<usize> {
         let bulk = self.small_reads < SMALL_READS_TO_STOP;
         let room = self.room();
         let short = room < self.max_frame.saturating_add(MIN_READ);
-        if (short || bulk) && self.holds_frame() {
+        if (short || bulk) && self.holds_frame(layout) {
             return None;
         }
         if short {
-            match self.rest_of_frame() {
+            match self.rest_of_frame(layout) {
                 Some(rest) if rest <= room => return Some(rest),
                 _ => self.swap(),
             }
@@ -144,8 +146,8 @@ impl ReadBuffer {
 
     /// The bytes still missing from the partial frame at the end, once its
     /// header is buffered.
-    fn rest_of_frame(&self) -> Option<usize> {
-        let total = mux_frame::Header::parse(&self.buf)?.frame_len()?;
+    fn rest_of_frame(&self, layout: &dyn Layout) -> Option<usize> {
+        let total = layout.frame_len(&self.buf)?;
         total.checked_sub(self.buf.len()).filter(|&rest| rest > 0)
     }
 
@@ -203,9 +205,9 @@ impl ReadBuffer {
     }
 
     /// Whether a whole frame is buffered, undecoded.
-    fn holds_frame(&self) -> bool {
-        mux_frame::Header::parse(&self.buf)
-            .and_then(|h| h.frame_len())
+    fn holds_frame(&self, layout: &dyn Layout) -> bool {
+        layout
+            .frame_len(&self.buf)
             .is_some_and(|total| self.buf.len() >= total)
     }
 
@@ -261,12 +263,16 @@ impl ReadBuffer {
 #[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::wire::lite::Lite;
+
+    /// A layout whose frames may be as long as any test here makes them.
+    static LITE: std::sync::LazyLock<Lite> = std::sync::LazyLock::new(|| Lite::new(16 << 20));
 
     /// The default of `Config::read_blocks_kept`.
     const KEPT: usize = 64;
 
     fn fill(rb: &mut ReadBuffer, n: usize) {
-        rb.make_room();
+        rb.make_room(&*LITE);
         let room = rb.buf.capacity() - rb.buf.len();
         rb.buf.extend_from_slice(&vec![7u8; n.min(room)]);
     }
@@ -280,11 +286,11 @@ mod tests {
     #[test]
     fn a_read_with_no_partial_frame_starts_on_a_page_boundary() {
         let mut rb = ReadBuffer::new(64 * 1024 + 5, KEPT);
-        rb.make_room();
+        rb.make_room(&*LITE);
         rb.buf.extend_from_slice(&[1u8; 100]);
         rb.note_read(100);
         drop(rb.buf.split());
-        rb.make_room();
+        rb.make_room(&*LITE);
         assert_ne!(
             rb.buf.as_ptr() as usize % PAGE,
             0,
@@ -294,7 +300,7 @@ mod tests {
         rb.note_read(100);
         rb.buf.extend_from_slice(&[1u8; 100]);
         drop(rb.buf.split());
-        rb.make_room();
+        rb.make_room(&*LITE);
         assert_eq!(
             rb.buf.as_ptr() as usize % PAGE,
             0,
@@ -305,22 +311,22 @@ mod tests {
         }
         rb.buf.extend_from_slice(&[1u8; 100]);
         drop(rb.buf.split());
-        rb.make_room();
+        rb.make_room(&*LITE);
         assert_ne!(rb.buf.as_ptr() as usize % PAGE, 0, "a run of small reads");
         rb.note_read(ALIGN_AFTER);
-        rb.make_room();
+        rb.make_room(&*LITE);
         assert_eq!(rb.buf.as_ptr() as usize % PAGE, 0);
         assert!(rb.buf.capacity() >= MIN_ROOM);
         rb.buf.extend_from_slice(&[1u8; 1000]);
         drop(rb.buf.split_to(990));
-        rb.make_room();
+        rb.make_room(&*LITE);
         assert_ne!(
             rb.buf.as_ptr() as usize % PAGE,
             0,
             "a partial frame stays put"
         );
         drop(rb.buf.split_to(10));
-        rb.make_room();
+        rb.make_room(&*LITE);
         assert_eq!(rb.buf.as_ptr() as usize % PAGE, 0);
     }
 
@@ -341,14 +347,14 @@ mod tests {
             .collect();
         let (mut fed, mut decoded, mut pins) = (0, 0, Vec::new());
         while decoded < frames {
-            let Some(limit) = rb.make_room() else {
+            let Some(limit) = rb.make_room(&*LITE) else {
                 panic!("nothing to decode, yet no room");
             };
             let n = limit.min(wire.len() - fed);
             rb.buf.extend_from_slice(&wire[fed..fed + n]);
             rb.note_read(n);
             fed += n;
-            while rb.holds_frame() {
+            while rb.holds_frame(&*LITE) {
                 // Streams have not read yet: every frame pins its block.
                 pins.push(rb.buf.split_to(frame_len).freeze());
                 decoded += 1;
@@ -373,12 +379,12 @@ mod tests {
     #[test]
     fn a_whole_undecoded_frame_is_not_carried_to_a_new_block() {
         let mut rb = ReadBuffer::new(64 * 1024 + 5, KEPT);
-        assert!(rb.make_room().is_some());
-        assert!(!rb.holds_frame());
+        assert!(rb.make_room(&*LITE).is_some());
+        assert!(!rb.holds_frame(&*LITE));
         rb.buf.extend_from_slice(&[0, 0, 0, 0, 3, 1, 2]);
-        assert!(!rb.holds_frame(), "one byte short");
+        assert!(!rb.holds_frame(&*LITE), "one byte short");
         rb.buf.extend_from_slice(&[3]);
-        assert!(rb.holds_frame());
+        assert!(rb.holds_frame(&*LITE));
         // Fill the block with the rest of a large frame: it is whole, so
         // no room is made until it has been decoded.
         drop(rb.buf.split());
@@ -387,10 +393,10 @@ mod tests {
         rb.buf
             .extend_from_slice(&[0, len[0], len[1], len[2], len[3]]);
         rb.buf.extend_from_slice(&vec![0u8; room - 5]);
-        assert!(rb.make_room().is_none());
+        assert!(rb.make_room(&*LITE).is_none());
         assert_eq!(rb.buf.len(), room, "nothing moved");
         drop(rb.buf.split());
-        assert!(rb.make_room().is_some());
+        assert!(rb.make_room(&*LITE).is_some());
     }
 
     #[test]

@@ -216,6 +216,10 @@ impl Layout for Lite {
         }
     }
 
+    fn frame_len(&self, buf: &[u8]) -> Option<usize> {
+        Header::parse(buf)?.frame_len()
+    }
+
     fn truncated(&self, buf: &[u8]) -> ProtocolError {
         let expected = Header::parse(buf).map_or(mux_frame::HEADER_LEN, |h| {
             h.frame_len().unwrap_or(usize::MAX)

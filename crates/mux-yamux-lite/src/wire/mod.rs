@@ -42,6 +42,10 @@ pub trait Layout: fmt::Debug + Send + Sync + 'static {
     /// layout admits is refused from its header, before it is buffered.
     fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError>;
 
+    /// The length of the frame at the front of `buf`, header included, once
+    /// its header is complete: the read buffer sizes its reads by it.
+    fn frame_len(&self, buf: &[u8]) -> Option<usize>;
+
     /// Why the bytes left in `buf` when the transport ended are not a frame.
     fn truncated(&self, buf: &[u8]) -> ProtocolError;
 

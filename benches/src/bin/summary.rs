@@ -27,13 +27,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mux_benches::alloc_count::CountingAlloc;
 use mux_benches::runner::{self, Options};
 use mux_benches::{chart, report};
 
 /// Counts live heap bytes for the idle-memory scenario.
 #[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc;
+static ALLOC: mux_alloc_count::CountingAlloc = mux_alloc_count::CountingAlloc::new();
 
 const USAGE: &str =
     "usage: summary [--quick] [--runs N] [--timeout SECS] [--chart PATH] [FILTER...]";

@@ -8,41 +8,37 @@
 //! cargo run --release -p mux-benches --example churn -- mux duplex 50000 16 9
 //! ```
 //!
-//! CONTENDER is a bench id (`raw`, `mux`, `mux-direct`, `yamux`,
-//! `tokio-yamux`), TRANSPORT `duplex`, `tcp` or `h2-tunnel`. Prints the
-//! median and every run in streams/s.
+//! CONTENDER is a bench id (`raw`, `mux`, `yamux`, `tokio-yamux`),
+//! TRANSPORT `duplex`, `tcp` or `h2-tunnel`. Prints the median and every
+//! run in streams/s. `--help` explains the arguments.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io;
 use std::process::ExitCode;
 
-use mux_benches::cli::{self, Words};
+use clap::Parser;
+use mux_benches::cli;
 use mux_benches::contender::Setup;
 use mux_benches::scenario::churn;
 use mux_benches::{measure, with_contender, Contender, Transport};
 
-const USAGE: &str = "usage: churn CONTENDER TRANSPORT TOTAL IN_FLIGHT RUNS";
-
-/// What to run, from the command line.
+/// Stream churn (open, write 1 byte, close; accept, read to EOF) repeated
+/// on one warm runtime; prints the median and every run in streams/s.
+#[derive(Parser)]
 struct Case {
+    /// The muxer (or raw transport) measured.
     contender: Contender,
+    /// What the connection runs over.
     transport: Transport,
+    /// Stream lifecycles per run.
+    #[arg(value_parser = cli::count)]
     total: usize,
+    /// Streams open at once.
+    #[arg(value_parser = cli::count)]
     in_flight: usize,
+    /// Runs, each on a fresh connection.
+    #[arg(value_parser = cli::count)]
     runs: usize,
-}
-
-fn parse() -> Option<Case> {
-    let mut words = Words::from_env();
-    let case = Case {
-        contender: words.contender()?,
-        transport: words.transport()?,
-        total: words.count()?,
-        in_flight: words.count()?,
-        runs: words.count()?,
-    };
-    words.end()?;
-    Some(case)
 }
 
 /// One run on a fresh connection; streams per second.
@@ -55,9 +51,7 @@ async fn once(case: &Case) -> io::Result<f64> {
 }
 
 fn main() -> ExitCode {
-    let Some(case) = parse() else {
-        return cli::usage(USAGE);
-    };
+    let case = Case::parse();
     let figures = measure::repeat_warm(case.runs, || once(&case));
     measure::report_figures(figures, case.contender.name(), |median, all| {
         format!(

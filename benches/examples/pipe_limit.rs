@@ -11,6 +11,8 @@
 //! cargo run --release -p mux-benches --example pipe_limit -- MIB WRITE_KIB READ_KIB RUNS
 //! cargo run --release -p mux-benches --example pipe_limit -- 25 1024 256 15
 //! ```
+//!
+//! `--help` explains the arguments.
 // A measurement tool: its arithmetic and slicing are on local sizes.
 #![allow(
     clippy::print_stdout,
@@ -23,13 +25,28 @@ use std::io::{self, IoSlice};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use mux_benches::cli::{self, Words};
-use mux_benches::{measure, scenario::throughput, CHUNK, KIB, MIB};
+use clap::Parser;
+use mux_benches::{cli, measure, scenario::throughput, CHUNK, KIB, MIB};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const USAGE: &str = "usage: pipe_limit MIB WRITE_KIB READ_KIB RUNS";
+/// What one `tokio::io::duplex(1 MiB)` pipe carries with one writer and
+/// one reader and no muxer; prints the median and every run in MiB/s.
+#[derive(Parser)]
+struct Args {
+    /// MiB moved per run.
+    mib: usize,
+    /// Largest vectored write, in KiB (64 KiB slices).
+    #[arg(value_parser = cli::count)]
+    write_kib: usize,
+    /// Size of the reader's block, in KiB.
+    #[arg(value_parser = cli::count)]
+    read_kib: usize,
+    /// Runs.
+    #[arg(value_parser = cli::count)]
+    runs: usize,
+}
 
-/// What to run, from the command line.
+/// What to run, in bytes.
 struct Case {
     total: usize,
     write: usize,
@@ -37,19 +54,17 @@ struct Case {
     runs: usize,
 }
 
-fn parse() -> Option<Case> {
-    let mut words = Words::from_env();
-    let total = words.number()?.checked_mul(MIB)?;
-    let write = words.number()?.checked_mul(KIB).filter(|w| *w > 0)?;
-    let read = words.number()?.checked_mul(KIB).filter(|r| *r > 0)?;
-    let runs = words.count()?;
-    words.end()?;
-    Some(Case {
-        total,
-        write,
-        read,
-        runs,
-    })
+impl Case {
+    /// The case `args` describe, or why the sizes are too large.
+    fn new(args: &Args) -> Result<Self, &'static str> {
+        let bytes = |n: usize, unit: usize| n.checked_mul(unit).ok_or("a size is too large");
+        Ok(Self {
+            total: bytes(args.mib, MIB)?,
+            write: bytes(args.write_kib, KIB)?,
+            read: bytes(args.read_kib, KIB)?,
+            runs: args.runs,
+        })
+    }
 }
 
 /// One transfer of `case.total` bytes; MiB/s.
@@ -94,8 +109,12 @@ async fn once(case: &Case) -> io::Result<f64> {
 }
 
 fn main() -> ExitCode {
-    let Some(case) = parse() else {
-        return cli::usage(USAGE);
+    let case = match Case::new(&Args::parse()) {
+        Ok(case) => case,
+        Err(e) => {
+            eprintln!("pipe_limit: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let figures = measure::repeat_warm(case.runs, || once(&case));
     measure::report_figures(figures, "pipe_limit", |median, all| {

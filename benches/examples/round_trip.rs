@@ -7,42 +7,38 @@
 //! cargo run --release -p mux-benches --example round_trip -- mux duplex 20000 9
 //! ```
 //!
-//! CONTENDER is a bench id (`raw`, `mux`, `mux-direct`, `yamux`,
-//! `tokio-yamux`), TRANSPORT `duplex`, `tcp` or `h2-tunnel`. Each run opens
-//! a connection, makes a tenth of ITERATIONS untimed round trips and then
-//! ITERATIONS timed ones; prints the medians over the runs of p50 and p99,
-//! and every run's p50.
+//! CONTENDER is a bench id (`raw`, `mux`, `yamux`, `tokio-yamux`),
+//! TRANSPORT `duplex`, `tcp` or `h2-tunnel`. Each run opens a connection,
+//! makes a tenth of ITERATIONS untimed round trips and then ITERATIONS
+//! timed ones; prints the medians over the runs of p50 and p99, and every
+//! run's p50. `--help` explains the arguments.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io;
 use std::process::ExitCode;
 
-use mux_benches::cli::{self, Words};
+use clap::Parser;
+use mux_benches::cli;
 use mux_benches::contender::Setup;
 use mux_benches::measure::{self, Flavor};
 use mux_benches::scenario::round_trip;
 use mux_benches::{runner, with_contender, Contender, Transport};
 
-const USAGE: &str = "usage: round_trip CONTENDER TRANSPORT ITERATIONS RUNS";
-
-/// What to run, from the command line.
+/// 64-byte round trips (request, echo, one at a time) on one warm
+/// current-thread runtime; prints the medians over the runs of p50 and p99
+/// in µs, and every run's p50.
+#[derive(Parser)]
 struct Case {
+    /// The muxer (or raw transport) measured.
     contender: Contender,
+    /// What the connection runs over.
     transport: Transport,
+    /// Timed round trips per run, after a tenth as many untimed ones.
+    #[arg(value_parser = cli::count)]
     iterations: usize,
+    /// Runs, each on a fresh connection.
+    #[arg(value_parser = cli::count)]
     runs: usize,
-}
-
-fn parse() -> Option<Case> {
-    let mut words = Words::from_env();
-    let case = Case {
-        contender: words.contender()?,
-        transport: words.transport()?,
-        iterations: words.count()?,
-        runs: words.count()?,
-    };
-    words.end()?;
-    Some(case)
 }
 
 /// One run on a fresh connection; p50 and p99 in µs.
@@ -57,9 +53,7 @@ async fn once(case: &Case) -> io::Result<(f64, f64)> {
 }
 
 fn main() -> ExitCode {
-    let Some(case) = parse() else {
-        return cli::usage(USAGE);
-    };
+    let case = Case::parse();
     measure::warm_allocator();
     let rt = measure::runtime(Flavor::CurrentThread);
     let mut p50s = Vec::with_capacity(case.runs);

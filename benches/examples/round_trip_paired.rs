@@ -7,8 +7,10 @@
 //!
 //! ```sh
 //! cargo run --release -p mux-benches --example round_trip_paired -- TRANSPORT ROUNDS BATCH CONTENDER...
-//! cargo run --release -p mux-benches --example round_trip_paired -- duplex 200 250 raw mux mux-direct yamux
+//! cargo run --release -p mux-benches --example round_trip_paired -- duplex 200 250 raw mux yamux
 //! ```
+//!
+//! `--help` explains the arguments.
 // A measurement tool, as the benches package is: indexes stay within the
 // contender list it built, and its numbers are small local counts.
 #![allow(
@@ -23,37 +25,29 @@ use std::io;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mux_benches::cli::{self, Words};
+use clap::Parser;
+use mux_benches::cli;
 use mux_benches::contender::{BenchStream, Setup};
 use mux_benches::measure::{self, Flavor};
 use mux_benches::scenario::round_trip;
 use mux_benches::{runner, with_contender, Contender, Transport};
 
-const USAGE: &str = "usage: round_trip_paired TRANSPORT ROUNDS BATCH CONTENDER...";
-
-/// What to run, from the command line.
+/// 64-byte round trips of several contenders on one current-thread
+/// runtime, taking turns in batches; prints each contender's p50 in µs and
+/// the median of its per-round ratio to the first contender's p50.
+#[derive(Parser)]
 struct Case {
+    /// What every connection runs over.
     transport: Transport,
+    /// Rounds; in each, every contender makes one batch.
+    #[arg(value_parser = cli::count)]
     rounds: usize,
+    /// Round trips per batch.
+    #[arg(value_parser = cli::count)]
     batch: usize,
+    /// The contenders, the first being the one the others are divided by.
+    #[arg(required = true)]
     contenders: Vec<Contender>,
-}
-
-fn parse() -> Option<Case> {
-    let mut words = Words::from_env();
-    let transport = words.transport()?;
-    let rounds = words.count()?;
-    let batch = words.count()?;
-    let contenders = words.contenders()?;
-    if contenders.is_empty() {
-        return None;
-    }
-    Some(Case {
-        transport,
-        rounds,
-        batch,
-        contenders,
-    })
 }
 
 /// A client stream and what keeps its connection open (yamux closes the
@@ -133,9 +127,7 @@ async fn run(case: &Case) -> io::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let Some(case) = parse() else {
-        return cli::usage(USAGE);
-    };
+    let case = Case::parse();
     measure::warm_allocator();
     let rt = measure::runtime(Flavor::CurrentThread);
     match rt.block_on(run(&case)) {

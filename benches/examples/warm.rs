@@ -5,28 +5,62 @@
 //! ```sh
 //! cargo run --release -p mux-benches --example warm -- CONTENDER TRANSPORT STREAMS KIB_PER_STREAM RUNS [WRITE_BYTES]
 //! cargo run --release -p mux-benches --example warm -- mux duplex 1 262144 9
-//! cargo run --release -p mux-benches --example warm -- mux-direct tcp 1 65536 5 1024
+//! cargo run --release -p mux-benches --example warm -- mux tcp 1 65536 5 1024
 //! ```
 //!
-//! CONTENDER is a bench id (`raw`, `mux`, `mux-direct`, `yamux`,
-//! `tokio-yamux`), TRANSPORT `duplex`, `tcp` or `h2-tunnel`; writes are
-//! 64 KiB unless WRITE_BYTES says otherwise. Prints the median and every
-//! run in MiB/s; wrap it in `perf stat -e task-clock` for the CPU time.
-//! With `WARM_FRESH_RUNTIME` set in the environment each run gets a fresh
-//! runtime instead, as in the summary (the allocator stays warm).
+//! CONTENDER is a bench id (`raw`, `mux`, `yamux`, `tokio-yamux`),
+//! TRANSPORT `duplex`, `tcp` or `h2-tunnel`; writes are 64 KiB unless
+//! WRITE_BYTES says otherwise. Prints the median and every run in MiB/s;
+//! wrap it in `perf stat -e task-clock` for the CPU time. With
+//! `--fresh-runtime` (or `WARM_FRESH_RUNTIME` set in the environment) each
+//! run gets a fresh runtime instead, as in the summary (the allocator stays
+//! warm). `--help` explains the arguments.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io;
 use std::process::ExitCode;
 
-use mux_benches::cli::{self, Words};
+use clap::Parser;
+use mux_benches::cli;
 use mux_benches::contender::Setup;
 use mux_benches::scenario::throughput;
 use mux_benches::{measure, with_contender, Contender, Transport, CHUNK, KIB};
 
-const USAGE: &str = "usage: warm CONTENDER TRANSPORT STREAMS KIB_PER_STREAM RUNS [WRITE_BYTES]";
+/// One transfer (STREAMS streams at once, KIB_PER_STREAM each) repeated on
+/// one warm runtime; prints the median and every run in MiB/s.
+#[derive(Parser)]
+struct Args {
+    /// The muxer (or raw transport) measured.
+    contender: Contender,
+    /// What the connection runs over.
+    transport: Transport,
+    /// Streams writing at once.
+    streams: usize,
+    /// KiB each stream writes.
+    kib_per_stream: usize,
+    /// Runs, each on a fresh connection.
+    #[arg(value_parser = cli::count)]
+    runs: usize,
+    /// Size of each application write, 1 to 65536 bytes.
+    #[arg(default_value_t = CHUNK, value_parser = write_size)]
+    write_bytes: usize,
+    /// A fresh runtime for each run, as the summary runner does, instead of
+    /// one warm runtime (also set by WARM_FRESH_RUNTIME in the
+    /// environment).
+    #[arg(long)]
+    fresh_runtime: bool,
+}
 
-/// What to run, from the command line.
+/// Parses an application write size: 1 to [`CHUNK`] bytes.
+fn write_size(text: &str) -> Result<usize, String> {
+    let size = cli::count(text)?;
+    if size > CHUNK {
+        return Err(format!("at most {CHUNK}"));
+    }
+    Ok(size)
+}
+
+/// What to run, in bytes.
 struct Case {
     contender: Contender,
     transport: Transport,
@@ -34,31 +68,24 @@ struct Case {
     per_stream: usize,
     runs: usize,
     write: usize,
-    /// `streams` × `per_stream`, checked when parsed.
+    /// `streams` × `per_stream`, checked when made.
     total: usize,
 }
 
-fn parse() -> Option<Case> {
-    let mut words = Words::from_env();
-    let contender = words.contender()?;
-    let transport = words.transport()?;
-    let streams = words.number()?;
-    let per_stream = words.number()?.checked_mul(KIB)?;
-    let runs = words.count()?;
-    let write = match words.optional() {
-        Some(w) => w.parse().ok().filter(|w| (1..=CHUNK).contains(w))?,
-        None => CHUNK,
-    };
-    words.end()?;
-    Some(Case {
-        contender,
-        transport,
-        streams,
-        per_stream,
-        total: streams.checked_mul(per_stream)?,
-        runs,
-        write,
-    })
+impl Case {
+    /// The case `args` describe, or `None` if its sizes overflow.
+    fn new(args: &Args) -> Option<Self> {
+        let per_stream = args.kib_per_stream.checked_mul(KIB)?;
+        Some(Self {
+            contender: args.contender,
+            transport: args.transport,
+            streams: args.streams,
+            per_stream,
+            runs: args.runs,
+            write: args.write_bytes,
+            total: args.streams.checked_mul(per_stream)?,
+        })
+    }
 }
 
 /// One transfer on a fresh connection; MiB/s.
@@ -73,10 +100,13 @@ async fn once(case: &Case) -> io::Result<f64> {
 }
 
 fn main() -> ExitCode {
-    let Some(case) = parse() else {
-        return cli::usage(USAGE);
+    let args = Args::parse();
+    let Some(case) = Case::new(&args) else {
+        eprintln!("warm: STREAMS × KIB_PER_STREAM is too large");
+        return ExitCode::FAILURE;
     };
-    let figures = if std::env::var_os("WARM_FRESH_RUNTIME").is_some() {
+    let fresh = args.fresh_runtime || std::env::var_os("WARM_FRESH_RUNTIME").is_some();
+    let figures = if fresh {
         measure::repeat_fresh(case.runs, || once(&case))
     } else {
         measure::repeat_warm(case.runs, || once(&case))

@@ -34,7 +34,6 @@
     clippy::print_stderr
 )]
 
-pub mod alloc_count;
 pub mod chart;
 pub mod cli;
 pub mod contender;

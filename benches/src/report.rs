@@ -1,6 +1,5 @@
 //! The markdown table of the summary: absolute figures per contender, then
-//! mux-yamux-lite's ratio to raw and to yamux, and its direct-writes
-//! variant's ratio to raw.
+//! mux-yamux-lite's ratio to raw and to yamux.
 
 use std::fmt::Write as _;
 
@@ -46,12 +45,12 @@ pub fn markdown(rows: &[Row]) -> String {
     for contender in Contender::ALL {
         let _ = write!(out, " {} |", contender.name());
     }
-    let _ = writeln!(out, " ours ÷ raw | ours ÷ yamux | direct ÷ raw |");
+    let _ = writeln!(out, " ours ÷ raw | ours ÷ yamux |");
     let _ = write!(out, "|---|---|---|---|");
     for _ in Contender::ALL {
         let _ = write!(out, "---:|");
     }
-    let _ = writeln!(out, "---:|---:|---:|");
+    let _ = writeln!(out, "---:|---:|");
     let mut errors = Vec::new();
     for row in rows {
         let better = if row.metric.higher_is_better {
@@ -84,10 +83,9 @@ pub fn markdown(rows: &[Row]) -> String {
         }
         let _ = writeln!(
             out,
-            " {} | {} | {} |",
+            " {} | {} |",
             ratio(row, Contender::Mux, Contender::Raw),
             ratio(row, Contender::Mux, Contender::Yamux),
-            ratio(row, Contender::MuxDirect, Contender::Raw)
         );
     }
     if !errors.is_empty() {

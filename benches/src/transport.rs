@@ -42,11 +42,6 @@ impl Transport {
     /// Every transport, in table order.
     pub const ALL: [Self; 3] = [Self::Duplex, Self::Tcp, Self::H2];
 
-    /// The transport called `name` (see [`name`](Self::name)).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.name() == name)
-    }
-
     /// The short name used in tables, filters and bench ids.
     pub fn name(self) -> &'static str {
         match self {

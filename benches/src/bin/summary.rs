@@ -11,7 +11,8 @@
 //! memory at most 3), `--timeout SECS` (10, per run), `--chart PATH` (draw
 //! the chart there even for a quick or filtered run; a full unfiltered run
 //! draws it to `docs/benchmarks-streams.svg`). A FILTER keeps the cases whose
-//! `name/transport` contains it, e.g. `bulk`, `round-trip`, `/tcp`.
+//! `name/transport` contains it, e.g. `bulk`, `round-trip`, `/tcp`. `--help`
+//! says the same.
 
 // A measurement tool: it reports on stdout/stderr, and panics on a broken
 // setup; its arithmetic is on small local numbers.
@@ -27,63 +28,73 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mux_benches::alloc_count::CountingAlloc;
+use clap::Parser;
 use mux_benches::runner::{self, Options};
-use mux_benches::{chart, report};
+use mux_benches::{chart, measure, report};
 
 /// Counts live heap bytes for the idle-memory scenario.
 #[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc;
+static ALLOC: mux_alloc_count::CountingAlloc = mux_alloc_count::CountingAlloc::new();
 
-const USAGE: &str =
-    "usage: summary [--quick] [--runs N] [--timeout SECS] [--chart PATH] [FILTER...]";
+/// Runs every benchmark scenario against every contender (raw transport,
+/// mux-yamux-lite, yamux 0.14, tokio-yamux 0.3) over its transports, and
+/// prints one markdown table of medians; also writes it to
+/// benches/last-summary.md.
+#[derive(Parser)]
+#[command(name = "summary")]
+struct Args {
+    /// One run per figure and smaller sizes: a quick look, not a result.
+    #[arg(long)]
+    quick: bool,
+    /// Runs per figure; the median is reported (idle memory: at most 3)
+    /// [default: 5, or 1 with --quick].
+    #[arg(long, value_name = "N", value_parser = mux_benches::cli::count)]
+    runs: Option<usize>,
+    /// Bound on each run, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = measure::DEFAULT_TIMEOUT.as_secs_f64())]
+    timeout: f64,
+    /// Draw the chart to PATH, even for a quick or filtered run (a full
+    /// unfiltered run draws it to docs/benchmarks-streams.svg).
+    #[arg(long, value_name = "PATH")]
+    chart: Option<PathBuf>,
+    /// Keep only the cases whose `name/transport` contains one of these,
+    /// e.g. `bulk`, `round-trip`, `/tcp`.
+    #[arg(value_name = "FILTER")]
+    filters: Vec<String>,
+}
 
-/// Parses the command line: the options and an explicit chart path.
-fn parse_args() -> Result<(Options, Option<PathBuf>), String> {
-    let mut options = Options::default();
-    let mut chart = None;
-    let mut runs = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value\n{USAGE}"));
-        match arg.as_str() {
-            "--quick" => options.quick = true,
-            "--runs" => {
-                runs = Some(
-                    value("--runs")?
-                        .parse()
-                        .map_err(|e| format!("--runs: {e}"))?,
-                )
-            }
-            "--timeout" => {
-                let secs: f64 = value("--timeout")?
-                    .parse()
-                    .map_err(|e| format!("--timeout: {e}"))?;
-                options.timeout = Duration::from_secs_f64(secs);
-            }
-            "--chart" => chart = Some(PathBuf::from(value("--chart")?)),
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}\n{USAGE}")),
-            filter => options.filters.push(filter.to_owned()),
-        }
+impl Args {
+    /// The runner's options and an explicit chart path.
+    fn options(self) -> Result<(Options, Option<PathBuf>), String> {
+        let timeout = Duration::try_from_secs_f64(self.timeout)
+            .ok()
+            .filter(|t| !t.is_zero())
+            .ok_or(format!(
+                "--timeout {}: not a positive number of seconds",
+                self.timeout
+            ))?;
+        let runs = self
+            .runs
+            .unwrap_or(if self.quick { 1 } else { runner::DEFAULT_RUNS });
+        let options = Options {
+            quick: self.quick,
+            runs,
+            timeout,
+            filters: self.filters,
+        };
+        Ok((options, self.chart))
     }
-    options.runs = runs.unwrap_or(if options.quick {
-        1
-    } else {
-        runner::DEFAULT_RUNS
-    });
-    Ok((options, chart))
 }
 
 fn main() {
-    let (options, chart_path) = match parse_args() {
+    let (options, chart_path) = match Args::parse().options() {
         Ok(parsed) => parsed,
         Err(message) => {
-            eprintln!("{message}");
+            eprintln!("summary: {message}");
             std::process::exit(2);
         }
     };
-    mux_benches::measure::warm_allocator();
+    measure::warm_allocator();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let chart_path = chart_path.or_else(|| {
         (!options.quick && options.filters.is_empty())
@@ -100,7 +111,7 @@ fn main() {
          trip {} times as many, each that much shorter), the contenders taking turns run by run, {} sizes, {} s bound per run, \
          {cores} cores, runner took {:.0} s. Throughput runs on a 2-worker multi-thread \
          runtime, the round trip on a current-thread one; 64 KiB application writes. \
-         ↑ higher is better, ↓ lower is better; ratios are mux-yamux-lite ÷ the other (\"direct\": its `Config::direct_writes` variant).\n",
+         ↑ higher is better, ↓ lower is better; ratios are mux-yamux-lite ÷ the other.\n",
         options.runs,
         mux_benches::scenario::IDLE_RUNS,
         mux_benches::scenario::ROUND_TRIP_SPLIT,

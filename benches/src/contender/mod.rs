@@ -71,8 +71,6 @@ pub enum Contender {
     Raw,
     /// mux-yamux-lite, this workspace's muxer.
     Mux,
-    /// mux-yamux-lite with `Config::direct_writes`.
-    MuxDirect,
     /// The `yamux` crate 0.14, through `tokio_util::compat`.
     Yamux,
     /// The `tokio-yamux` crate 0.3.
@@ -81,20 +79,13 @@ pub enum Contender {
 
 impl Contender {
     /// Every contender, in table order.
-    pub const ALL: [Self; 5] = [
-        Self::Raw,
-        Self::Mux,
-        Self::MuxDirect,
-        Self::Yamux,
-        Self::TokioYamux,
-    ];
+    pub const ALL: [Self; 4] = [Self::Raw, Self::Mux, Self::Yamux, Self::TokioYamux];
 
     /// The name used in tables, filters and bench ids.
     pub fn name(self) -> &'static str {
         match self {
             Self::Raw => "raw",
             Self::Mux => "mux-yamux-lite",
-            Self::MuxDirect => "mux, direct writes",
             Self::Yamux => "yamux 0.14",
             Self::TokioYamux => "tokio-yamux 0.3",
         }
@@ -105,7 +96,6 @@ impl Contender {
         match self {
             Self::Raw => "raw",
             Self::Mux => "mux",
-            Self::MuxDirect => "mux-direct",
             Self::Yamux => "yamux",
             Self::TokioYamux => "tokio-yamux",
         }
@@ -140,10 +130,6 @@ macro_rules! with_contender {
             }
             $crate::Contender::Mux => {
                 let ($opener, $acceptor) = $crate::contender::mux::start($setup).await?;
-                $body
-            }
-            $crate::Contender::MuxDirect => {
-                let ($opener, $acceptor) = $crate::contender::mux::start_direct($setup).await?;
                 $body
             }
             $crate::Contender::Yamux => {

@@ -33,15 +33,7 @@ pub struct MuxAcceptor(pub Connection);
 /// Starts a client and a server connection over one connection of
 /// `setup.transport`.
 pub async fn start(setup: Setup) -> io::Result<(MuxOpener, MuxAcceptor)> {
-    start_with(setup, config(&setup)).await
-}
-
-/// [`start`] with `Config::direct_writes` set.
-pub async fn start_direct(setup: Setup) -> io::Result<(MuxOpener, MuxAcceptor)> {
-    start_with(setup, config(&setup)).await
-}
-
-async fn start_with(setup: Setup, config: Config) -> io::Result<(MuxOpener, MuxAcceptor)> {
+    let config = config(&setup);
     let (a, b) = transport::pair(setup.transport).await?;
     Ok((
         MuxOpener(Connection::new(a, Role::Client, config.clone())),

@@ -4,9 +4,9 @@
 //! SYN is sent, too); the acceptor accepts each, reads its byte and writes
 //! 1 byte back (so each stream is acknowledged, too); the opener reads the
 //! replies. With every stream open on both sides and nothing in flight,
-//! the live heap (from [`crate::alloc_count`]) is compared with the heap
-//! before the first open. The handles' own size counts (they are kept in
-//! vectors sized up front).
+//! the live heap (from [`mux_alloc_count::live_bytes`]) is compared with
+//! the heap before the first open. The handles' own size counts (they are
+//! kept in vectors sized up front).
 
 use std::io;
 use std::time::Duration;
@@ -14,7 +14,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
-use crate::alloc_count;
 use crate::contender::{Acceptor, Opener};
 use crate::measure::join_error;
 
@@ -28,7 +27,7 @@ pub async fn bytes_per_stream<O: Opener, A: Acceptor>(
     streams: usize,
 ) -> io::Result<Option<f64>> {
     tokio::time::sleep(SETTLE).await;
-    let Some(before) = alloc_count::live_bytes() else {
+    let Some(before) = mux_alloc_count::live_bytes() else {
         return Ok(None);
     };
     let (release_tx, release_rx) = oneshot::channel::<()>();
@@ -58,7 +57,7 @@ pub async fn bytes_per_stream<O: Opener, A: Acceptor>(
         stream.read_exact(&mut byte).await?;
     }
     tokio::time::sleep(SETTLE).await;
-    let after = alloc_count::live_bytes().unwrap_or(before);
+    let after = mux_alloc_count::live_bytes().unwrap_or(before);
     let per_stream = (after as f64 - before as f64) / streams as f64;
     let _ = release_tx.send(());
     drop(held);

@@ -46,6 +46,8 @@
 //! # Ok::<(), mux_frame::FrameError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod codec;
 mod error;
 mod frame;

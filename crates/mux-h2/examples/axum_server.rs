@@ -23,9 +23,18 @@ use axum::{
     routing::{any, get},
     Router,
 };
+use clap::Parser;
 use mux_h2::{Connector, H2Conn, Mode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+/// The tunnel mounted in an axum router beside an ordinary route: serves
+/// on 127.0.0.1, then opens a tunnel in every mode (plain CONNECT,
+/// extended CONNECT, POST, HTTP/1.1 upgrade) against itself and checks each
+/// echo. Exits non-zero if one differs. Takes no arguments.
+#[derive(Parser)]
+#[command(name = "axum_server")]
+struct Args {}
 
 /// The axum handler: `accept` takes axum's `Request` as it is. The response
 /// must go back at once; the tunnel lives on in its own task.
@@ -61,6 +70,7 @@ fn app() -> Router {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
+    Args::parse();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     // axum::serve speaks HTTP/1.1 and h2c, keeps hyper's upgrades on and

@@ -14,8 +14,8 @@
 //!
 //! Options: `--streams N` (64), `--bytes-per-stream BYTES` (4 MiB; a `K`,
 //! `KiB`, `M`, `MiB`, `G` or `GiB` suffix is binary), `--mode
-//! connect|post|upgrade` (connect), `--rtt-samples K` (1000). Exits with a
-//! non-zero status if any echo differs.
+//! connect|post|upgrade` (connect), `--rtt-samples K` (1000); `--help`
+//! explains them. Exits with a non-zero status if any echo differs.
 
 // A command-line demo: it reports on stdout/stderr, and its size and
 // throughput arithmetic works on values far below any overflow.
@@ -28,6 +28,7 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mux_h2::{Connector, H2Conn, Mode};
 use mux_yamux_lite::{Config, Connection, Role, Stream};
@@ -48,91 +49,74 @@ const RTT_MESSAGE: usize = 64;
 /// How long the final graceful close may take before it is abandoned.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Command-line options.
-#[derive(Debug)]
+/// A multiplexer inside an HTTP tunnel: an HTTP/2 server and client on
+/// 127.0.0.1, one exchange turned into a connection, mux-yamux-lite over
+/// it, STREAMS streams pushing verified data at once, then timed round
+/// trips on one stream. Exits 1 if any echo differs.
+#[derive(Parser, Debug)]
+#[command(name = "h2_tunnel")]
 struct Options {
-    streams: usize,
+    /// Streams pushing data at once.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    streams: u64,
+    /// Bytes each stream sends (and gets back); a K, KiB, M, MiB, G or GiB
+    /// suffix is binary: 4MiB = 4194304.
+    #[arg(long, value_name = "BYTES", default_value = "4MiB", value_parser = parse_bytes)]
     bytes_per_stream: u64,
-    mode: Mode,
-    mode_name: &'static str,
+    /// How the tunnel is opened.
+    #[arg(long, value_enum, default_value_t = ModeArg::Connect)]
+    mode: ModeArg,
+    /// Timed 64-byte round trips on one stream after the bulk phase.
+    #[arg(long, value_name = "K", default_value_t = 1000)]
     rtt_samples: usize,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            streams: 64,
-            bytes_per_stream: 4 * MIB,
-            mode: Mode::Connect,
-            mode_name: "connect",
-            rtt_samples: 1000,
-        }
-    }
+/// [`Mode`] as a command-line value.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ModeArg {
+    /// HTTP/2 CONNECT.
+    Connect,
+    /// An HTTP/2 POST with streaming request and response bodies.
+    Post,
+    /// An HTTP/1.1 `Upgrade: mux-tunnel`.
+    Upgrade,
 }
 
-const USAGE: &str = "usage: h2_tunnel [--streams N] [--bytes-per-stream BYTES] \
-                     [--mode connect|post|upgrade] [--rtt-samples K]";
+impl ModeArg {
+    fn mode(self) -> Mode {
+        match self {
+            Self::Connect => Mode::Connect,
+            Self::Post => Mode::Post,
+            Self::Upgrade => Mode::Http1Upgrade,
+        }
+    }
 
-/// Parses `std::env::args` by hand; `Ok(None)` means `--help` was asked.
-fn parse_args() -> Result<Option<Options>, BoxError> {
-    let mut options = Options::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        // Accept both `--flag value` and `--flag=value`.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
-            None => (arg, None),
-        };
-        if flag == "--help" || flag == "-h" {
-            return Ok(None);
-        }
-        let mut value = || -> Result<String, BoxError> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args
-                    .next()
-                    .ok_or_else(|| format!("{flag} needs a value\n{USAGE}").into()),
-            }
-        };
-        match flag.as_str() {
-            "--streams" => options.streams = value()?.parse()?,
-            "--bytes-per-stream" => options.bytes_per_stream = parse_bytes(&value()?)?,
-            "--rtt-samples" => options.rtt_samples = value()?.parse()?,
-            "--mode" => {
-                let v = value()?;
-                (options.mode, options.mode_name) = match v.as_str() {
-                    "connect" => (Mode::Connect, "connect"),
-                    "post" => (Mode::Post, "post"),
-                    "upgrade" => (Mode::Http1Upgrade, "upgrade"),
-                    other => return Err(format!("unknown mode {other:?}\n{USAGE}").into()),
-                };
-            }
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}").into()),
+    fn name(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Post => "post",
+            Self::Upgrade => "upgrade",
         }
     }
-    if options.streams == 0 {
-        return Err("--streams must be at least 1".into());
-    }
-    Ok(Some(options))
 }
 
 /// `4194304`, `4M`, `4MiB`, `512k`, ...: binary suffixes.
-fn parse_bytes(text: &str) -> Result<u64, BoxError> {
+fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, suffix) = text.split_at(split);
-    let n: u64 = digits.parse()?;
+    let n: u64 = digits.parse().map_err(|e| format!("{text:?}: {e}"))?;
     let unit: u64 = match suffix.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" | "kb" => 1024,
         "m" | "mib" | "mb" => MIB,
         "g" | "gib" | "gb" => 1024 * MIB,
-        other => return Err(format!("unknown size suffix {other:?}").into()),
+        other => return Err(format!("unknown size suffix {other:?}")),
     };
     n.checked_mul(unit)
-        .ok_or_else(|| format!("{text}: too large").into())
+        .ok_or_else(|| format!("{text}: too large"))
 }
 
 /// The tunnel handler: a mux-yamux-lite server over the tunnel, echoing
@@ -277,7 +261,7 @@ fn percentile(times: &[Duration], p: usize) -> Option<Duration> {
 
 fn micros(d: Option<Duration>) -> String {
     d.map_or_else(
-        || "-".to_owned(),
+        || "no samples".to_owned(),
         |d| format!("{:.1}", d.as_secs_f64() * 1e6),
     )
 }
@@ -303,13 +287,11 @@ async fn main() {
 
 /// Runs the demo; `Ok(false)` when an echo did not match.
 async fn run() -> Result<bool, BoxError> {
-    let Some(options) = parse_args()? else {
-        println!("{USAGE}");
-        return Ok(true);
-    };
+    let options = Options::parse();
+    let streams = usize::try_from(options.streams)?;
     let total = options
         .bytes_per_stream
-        .checked_mul(options.streams as u64)
+        .checked_mul(options.streams)
         .ok_or("--streams × --bytes-per-stream is too large")?;
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -318,12 +300,15 @@ async fn run() -> Result<bool, BoxError> {
 
     let url = format!("http://{addr}/tunnel");
     let (tunnel, response) = Connector::new()
-        .mode(options.mode)
+        .mode(options.mode.mode())
         .connect(url.as_str())
         .await?;
     println!(
-        "tunnel to {url}: {} {:?}, {} streams × {} bytes",
-        options.mode_name, response.status, options.streams, options.bytes_per_stream
+        "tunnel to {url} opened by {}: HTTP status {}; {} streams × {} bytes each way",
+        options.mode.name(),
+        response.status,
+        options.streams,
+        options.bytes_per_stream
     );
     let mux = Connection::new(tunnel, Role::Client, Config::default());
 
@@ -335,7 +320,7 @@ async fn run() -> Result<bool, BoxError> {
     )?;
     let started = Instant::now();
     let mut tasks = JoinSet::new();
-    for index in 0..options.streams {
+    for index in 0..streams {
         tasks.spawn(push_stream(
             mux.clone(),
             index,
@@ -393,7 +378,7 @@ async fn run() -> Result<bool, BoxError> {
         f64::INFINITY
     };
     let rows = [
-        ("mode", options.mode_name.to_owned()),
+        ("mode", options.mode.name().to_owned()),
         ("streams", options.streams.to_string()),
         (
             "bytes",

@@ -20,6 +20,7 @@ use std::error::Error;
 use std::time::Duration;
 
 use bytes::Bytes;
+use clap::Parser;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -31,6 +32,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 type BoxError = Box<dyn Error + Send + Sync>;
+
+/// The tunnel in a plain hyper server with mux-yamux-lite on top: serves
+/// on 127.0.0.1, then opens a tunnel in every mode (CONNECT, POST,
+/// HTTP/1.1 upgrade) against itself, runs 8 muxed streams through each and
+/// checks every echo. Exits non-zero if one differs. Takes no arguments.
+#[derive(Parser)]
+#[command(name = "hyper_server")]
+struct Args {}
 
 /// The hyper service: tunnels on `/tunnel` and for plain CONNECT, a small
 /// answer elsewhere. The tunnel's response goes back at once.
@@ -132,6 +141,7 @@ async fn client(url: &str, mode: Mode, streams: usize) -> Result<usize, BoxError
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    Args::parse();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(serve(listener));

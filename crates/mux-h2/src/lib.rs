@@ -73,6 +73,8 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod error;
 pub mod io;

@@ -1,16 +1,18 @@
 //! Echo over TCP on 127.0.0.1: a server echoes every stream of every
-//! connection; a client opens N streams (default 16, or the first argument),
-//! sends data on each, checks the echo, and prints a summary.
+//! connection; a client opens STREAMS streams (default 16) on one
+//! connection, sends 256 KiB on each, checks the echo, and prints a summary.
 //!
 //! ```text
 //! cargo run --example echo -p mux-yamux-lite -- 64
+//! cargo run --example echo -p mux-yamux-lite -- --help
 //! ```
 #![allow(clippy::print_stdout, clippy::arithmetic_side_effects)]
 
 use std::error::Error;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use clap::Parser;
 use mux_core::MuxedStream;
 use mux_yamux_lite::{Config, Connection, Role, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,6 +23,22 @@ type BoxError = Box<dyn Error + Send + Sync>;
 
 /// Bytes each client stream sends.
 const PER_STREAM: usize = 256 * 1024;
+
+/// Echo over TCP on 127.0.0.1: a mux-yamux-lite client opens STREAMS
+/// streams on one connection, sends 256 KiB on each to a server in the same
+/// process that echoes every stream, and checks every byte that comes back.
+#[derive(Parser)]
+#[command(name = "echo")]
+struct Args {
+    /// Streams opened at once.
+    #[arg(default_value_t = 16)]
+    streams: usize,
+}
+
+/// `d` in milliseconds, for people: `11.57 ms`.
+fn millis(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
 
 /// Accepts TCP connections and echoes every stream on each.
 async fn serve(listener: TcpListener) -> Result<(), BoxError> {
@@ -68,10 +86,7 @@ async fn round_trip(conn: Connection, data: Arc<Vec<u8>>) -> Result<usize, BoxEr
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let streams: usize = match std::env::args().nth(1) {
-        Some(arg) => arg.parse()?,
-        None => 16,
-    };
+    let streams = Args::parse().streams;
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -96,8 +111,13 @@ async fn main() -> Result<(), BoxError> {
     conn.close().await?;
     server.abort();
 
+    // The latest round trip measured by ping: none until a ping came back.
+    let rtt = rtt.map_or_else(|| "unknown".to_owned(), millis);
     println!(
-        "echoed {streams} streams, {bytes} bytes verified, in {elapsed:.2?} (rtt {rtt:?}) over {addr}"
+        "echoed {streams} streams over {addr}: {bytes} bytes ({:.1} MiB) sent and verified \
+         in {}; round-trip time {rtt}",
+        bytes as f64 / f64::from(1u32 << 20),
+        millis(elapsed),
     );
     Ok(())
 }

@@ -1,75 +1,39 @@
 //! Heap allocations in steady state, and the heap an idle connection keeps,
 //! observed by a global allocator: a bulk stream allocates nothing per frame
 //! and, as written payload buffers are reused, less than one buffer per
-//! application write, and many
-//! concurrent writers reuse buffers too; a stream of small messages
-//! allocates nothing per message once warmed up;
+//! application write, and many concurrent writers reuse buffers too; a
+//! stream of small messages allocates nothing per message once warmed up;
 //! a connection that has gone quiet lets go of its read blocks, reusable
 //! payload buffers and whatever storage a burst of opens grew.
 //!
 //! Everything runs on one current-thread runtime over an in-memory pipe, and
-//! allocations and live bytes are counted per thread, so each test's count
-//! covers both connections, their drivers and the application, and nothing
-//! else.
-#![allow(clippy::arithmetic_side_effects, clippy::unwrap_used)]
-// The only unsafe code: a `GlobalAlloc` that forwards to `System` and
-// counts calls and bytes. Test-only; there is no safe way to observe the heap.
-#![allow(unsafe_code)]
+//! allocations and live bytes are counted per thread (`mux-alloc-count`),
+//! so each test's count covers both connections, their drivers and the
+//! application, and nothing else.
+#![allow(
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
+use mux_alloc_count::CountingAlloc;
 use mux_yamux_lite::{Config, Connection, Role, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-thread_local! {
-    /// Allocation calls (including reallocations) made by this thread.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-    /// Bytes allocated minus bytes freed by this thread.
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-// `try_with`: the allocator also runs while thread-locals are torn down.
-fn count(added: usize, freed: usize) {
-    if added > 0 {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-    }
-    let _ = LIVE.try_with(|n| n.set(n.get() + added as isize - freed as isize));
-}
-
-struct Counting;
-
-// SAFETY: every call is forwarded unchanged to `System`; only calls are counted.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size(), 0);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(0, layout.size());
-        // SAFETY: `ptr` came from `alloc` or `realloc` above, i.e. from `System`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size, layout.size());
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc::with_thread_counts();
 
+/// Allocation calls made by this thread so far.
 fn allocations() -> usize {
-    ALLOCATIONS.with(Cell::get)
+    let calls = mux_alloc_count::thread_allocations().expect("the counting allocator is installed");
+    usize::try_from(calls).expect("fewer calls than usize::MAX")
 }
 
+/// Bytes allocated minus bytes freed by this thread so far.
 fn live() -> isize {
-    LIVE.with(Cell::get)
+    mux_alloc_count::thread_live_bytes().expect("the counting allocator is installed")
 }
 
 /// A connected stream pair over a 1 MiB pipe; the connections are returned
@@ -142,7 +106,7 @@ async fn bulk_transfer_allocates_nothing_per_frame_and_reuses_payload_buffers() 
     // At most one payload buffer per write (it is framed as one 64 KiB
     // DATA frame); written buffers come back through the payload pool.
     // Measured: 0.25 per write (one in eight writes finds the pool empty
-    // and allocates); 1.00 before buffers were reused.
+    // and allocates); without the pool it would be 1.00.
     let per_write = bulk_allocations_per_write(Config::default()).await;
     assert!(per_write <= 0.5, "{per_write:.2} allocations per write");
 }
@@ -190,9 +154,8 @@ async fn concurrent_writers_reuse_payload_buffers() {
     // 16 streams writing at once keep a megabyte of payloads in flight
     // (the connection's 1 MiB send budget, cut into shares), in buffers of
     // many sizes. Measured (deterministic here): 0.90 allocations per
-    // 64 KiB write with the pool's 32 buffers and 2 MiB, 1.19 with the
-    // earlier 8 buffers; 0.44 with 8 MiB, a bound not taken because it is
-    // memory kept per connection.
+    // 64 KiB write with the pool's 32 buffers and 2 MiB; 8 buffers would
+    // make 1.19, and 8 MiB 0.44, memory kept per connection.
     let per_write = concurrent_allocations_per_write(16).await;
     assert!(per_write <= 1.0, "{per_write:.2} allocations per write");
 }
@@ -284,7 +247,8 @@ async fn a_quiet_connection_lets_go_of_its_buffers() {
 /// (spare queue buffers, queues, waker maps, the write queue); once the
 /// connection is quiet it goes back, and what stays is what the streams
 /// themselves cost: 360 bytes per idle stream, both sides together, under
-/// the 400 that docs/BENCHMARKS.md targets. Kept, that storage made it 430.
+/// the 400 that docs/BENCHMARKS.md targets (about 430 if that storage
+/// were kept).
 #[tokio::test(start_paused = true)]
 async fn a_quiet_connection_lets_go_of_what_a_burst_of_opens_grew() {
     const STREAMS: usize = 400;

@@ -1,42 +1,23 @@
 //! Hostile peer, memory amplification: heap held per byte of granted window
 //! when the peer sends one-byte DATA frames. Measured with a counting global
 //! allocator, so this file holds a single test.
-#![allow(clippy::arithmetic_side_effects)]
-// The only unsafe code: a `GlobalAlloc` that forwards to `System` and
-// counts live bytes. Test-only; there is no safe way to observe the heap.
-#![allow(unsafe_code)]
+#![allow(clippy::arithmetic_side_effects, clippy::expect_used)]
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-
+use mux_alloc_count::CountingAlloc;
 use mux_yamux_lite::frame::{Flags, Frame};
 use mux_yamux_lite::Role;
 use support::{bounded, connect, data, encode_all, quiet_config, syn};
 
-/// Live heap bytes of the whole test binary.
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-struct Counting;
-
-// SAFETY: every call is forwarded unchanged to `System`; only sizes are counted.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` above, i.e. from `System`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+/// Counts the live heap bytes of the whole test binary.
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc::new();
+
+/// Live heap bytes of the whole test binary.
+fn live() -> usize {
+    mux_alloc_count::live_bytes().expect("the counting allocator is installed")
+}
 
 #[tokio::test]
 async fn one_byte_data_frames_cost_their_bytes_not_a_buffer_each() {
@@ -48,7 +29,7 @@ async fn one_byte_data_frames_cost_their_bytes_not_a_buffer_each() {
         peer.send(syn(1)).await;
         // Exactly the window, one byte per frame, on a stream never read.
         let flood = encode_all(std::iter::repeat_n(data(1, Flags::NONE, b"x"), window));
-        let before = LIVE.load(Ordering::SeqCst);
+        let before = live();
         for chunk in flood.chunks(64 * 1024) {
             peer.send_raw(chunk).await;
         }
@@ -66,12 +47,12 @@ async fn one_byte_data_frames_cost_their_bytes_not_a_buffer_each() {
         );
         assert_eq!(conn.stats().bytes_received, window as u64);
         assert!(!conn.is_closed());
-        let held = usize::try_from(LIVE.load(Ordering::SeqCst) - before).unwrap_or(0);
+        let held = live().saturating_sub(before);
         // The window promises the peer can make us buffer `window` bytes;
         // allow 4x for bookkeeping, plus the fixed costs of a connection:
         // the 1 MiB pipe and the driver's read buffer (256 KiB, which may
-        // be mid-reallocation). Before small payloads were coalesced this
-        // held about 48x the window.
+        // be mid-reallocation). Small payloads are coalesced: kept one
+        // frame each, they would hold about 48x the window.
         let bound = 4 * window + (1 << 20) + 2 * 256 * 1024;
         assert!(
             held <= bound,

@@ -1,57 +1,48 @@
 //! Many streams answering at once: each of STREAMS streams sends ROUNDS
 //! 64-byte requests, one at a time, and the peer echoes each; messages per
 //! second, medians of RUNS on one warm 2-worker runtime, for
-//! mux-yamux-lite with the default `Config` or with `direct_writes`, over
-//! TRANSPORT `duplex`, `tcp` or `h2-tunnel`.
+//! mux-yamux-lite with the default `Config` over TRANSPORT `duplex`, `tcp`
+//! or `h2-tunnel`.
 //!
 //! ```sh
-//! cargo run --release -p mux-benches --example echo -- TRANSPORT STREAMS ROUNDS RUNS [direct]
-//! cargo run --release -p mux-benches --example echo -- tcp 100 200 9
+//! cargo run --release -p mux-benches --example concurrent_echo -- TRANSPORT STREAMS ROUNDS RUNS
+//! cargo run --release -p mux-benches --example concurrent_echo -- tcp 100 200 9
 //! ```
+//!
+//! `--help` explains the arguments.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use mux_benches::cli::{self, Words};
+use clap::Parser;
+use mux_benches::cli;
 use mux_benches::contender::{mux, Acceptor, Opener, Setup};
 use mux_benches::measure::{self, join_error};
 use mux_benches::Transport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 
-const USAGE: &str = "usage: echo TRANSPORT STREAMS ROUNDS RUNS [direct]";
+/// Size of each request and of each echo.
 const MESSAGE: usize = 64;
 
-/// What to run, from the command line.
+/// STREAMS streams of one mux-yamux-lite connection each making ROUNDS
+/// 64-byte round trips at once; prints the median and every run in
+/// messages/s.
+#[derive(Parser)]
 struct Case {
+    /// What the connection runs over.
     transport: Transport,
+    /// Streams making round trips at once.
+    #[arg(value_parser = cli::count)]
     streams: usize,
+    /// Round trips each stream makes, one at a time.
+    #[arg(value_parser = cli::count)]
     rounds: usize,
+    /// Runs, each on a fresh connection.
+    #[arg(value_parser = cli::count)]
     runs: usize,
-    direct: bool,
-}
-
-fn parse() -> Option<Case> {
-    let mut words = Words::from_env();
-    let transport = words.transport()?;
-    let streams = words.number()?;
-    let rounds = words.number()?;
-    let runs = words.count()?;
-    let direct = match words.optional() {
-        None => false,
-        Some(d) if d == "direct" => true,
-        Some(_) => return None,
-    };
-    words.end()?;
-    Some(Case {
-        transport,
-        streams,
-        rounds,
-        runs,
-        direct,
-    })
 }
 
 /// Echoes every stream until its peer closes.
@@ -102,28 +93,16 @@ async fn once<O: Opener, A: Acceptor>(opener: O, acceptor: A, case: &Case) -> io
 }
 
 async fn run(case: &Case) -> io::Result<f64> {
-    let setup = Setup::new(case.transport, case.streams);
-    let (opener, acceptor) = if case.direct {
-        mux::start_direct(setup).await?
-    } else {
-        mux::start(setup).await?
-    };
+    let (opener, acceptor) = mux::start(Setup::new(case.transport, case.streams)).await?;
     once(opener, acceptor, case).await
 }
 
 fn main() -> ExitCode {
-    let Some(case) = parse() else {
-        return cli::usage(USAGE);
-    };
-    let who = if case.direct {
-        "direct writes"
-    } else {
-        "default"
-    };
+    let case = Case::parse();
     let figures = measure::repeat_warm(case.runs, || run(&case));
-    measure::report_figures(figures, who, |median, all| {
+    measure::report_figures(figures, "concurrent_echo", |median, all| {
         format!(
-            "{who} over {}, {} streams × {} round trips: median {median:.0} messages/s ({all})",
+            "mux-yamux-lite over {}, {} streams × {} round trips: median {median:.0} messages/s ({all})",
             case.transport.name(),
             case.streams,
             case.rounds,

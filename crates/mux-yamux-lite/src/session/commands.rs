@@ -21,19 +21,15 @@ impl Session {
         let peer_limit = self.peer.map_or(usize::MAX, |h| {
             usize::try_from(h.max_inbound_streams).unwrap_or(usize::MAX)
         });
-        if self.pending_opens >= self.config.max_pending_opens || self.live_outbound >= peer_limit {
+        if !self.counts.may_open(&self.config, peer_limit) {
             return Ok(None);
         }
         let id = self.next_local_id.ok_or(ConnError::StreamIdsExhausted)?;
         self.next_local_id = id.checked_add(2);
         let send_window = self.peer.map_or(0, |h| h.initial_window);
         let stream = Stream::new(true, send_window, self.config.initial_window);
-        self.recv_budget_used = self
-            .recv_budget_used
-            .saturating_add(u64::from(stream.recv_window));
+        self.counts.on_opened(stream.recv_window);
         self.streams.insert(id, stream);
-        self.live_outbound = self.live_outbound.saturating_add(1);
-        self.pending_opens = self.pending_opens.saturating_add(1);
         self.open_deadlines
             .push_back((now.checked_add(self.config.open_timeout).unwrap_or(now), id));
         self.enqueue_ctrl(id);

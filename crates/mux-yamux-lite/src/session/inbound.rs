@@ -185,7 +185,7 @@ impl Session {
         self.last_remote_id = id;
         let refuse = !matches!(self.lifecycle, Lifecycle::Active)
             || self.go_away_received.is_some()
-            || self.live_inbound >= self.config.max_inbound_streams
+            || self.counts.inbound_full(&self.config)
             || self.accept_queue.len() >= self.config.accept_backlog;
         if refuse {
             tracing::debug!(stream = id, "refusing inbound stream");
@@ -198,11 +198,8 @@ impl Session {
         }
         let send_window = self.peer.map_or(0, |h| h.initial_window);
         let stream = Stream::new(false, send_window, self.config.initial_window);
-        self.recv_budget_used = self
-            .recv_budget_used
-            .saturating_add(u64::from(stream.recv_window));
+        self.counts.on_incoming(stream.recv_window);
         self.streams.insert(id, stream);
-        self.live_inbound = self.live_inbound.saturating_add(1);
         self.accept_queue.push_back(id);
         self.events.push_back(Event::Incoming);
         Ok(true)
@@ -234,7 +231,7 @@ impl Session {
             }
             if !s.flags.acked {
                 s.flags.acked = true;
-                self.pending_opens = self.pending_opens.saturating_sub(1);
+                self.counts.on_open_answered();
                 self.events.push_back(Event::OpenReady);
             }
         }

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 
 use super::stream::{RecvState, Stream};
-use super::Session;
+use super::{Lifecycle, Session};
 use crate::StreamMap;
 
 impl Session {
@@ -13,10 +13,10 @@ impl Session {
         if self.accept_queue.len() > self.config.accept_backlog {
             return Err("accept backlog over its limit".into());
         }
-        if self.live_inbound > self.config.max_inbound_streams {
+        if self.counts.live_inbound() > self.config.max_inbound_streams {
             return Err("inbound streams over the limit".into());
         }
-        if self.pending_opens > self.config.max_pending_opens {
+        if self.counts.pending_opens() > self.config.max_pending_opens {
             return Err("pending opens over the limit".into());
         }
         for (id, s) in &self.streams {
@@ -53,12 +53,58 @@ impl Session {
                 return Err(format!("stream {id}: reset stream still buffers data"));
             }
         }
+        self.check_counts()?;
         Self::check_queue("data", &self.data_queue, &self.streams, |s| {
             s.flags.in_data_queue
         })?;
         Self::check_queue("control", &self.ctrl_queue, &self.streams, |s| {
             s.flags.in_ctrl_queue
         })
+    }
+
+    /// The connection's counts agree with the stream table: the receive
+    /// budget is the sum of the streams' windows and, until an abort drops
+    /// streams without counting them out, the live and pending counts are
+    /// the streams so marked.
+    fn check_counts(&self) -> Result<(), String> {
+        let windows: u64 = self
+            .streams
+            .values()
+            .map(|s| u64::from(s.recv_window))
+            .sum();
+        if windows != self.counts.recv_budget_used() {
+            return Err(format!(
+                "receive budget used {} != the streams' windows {windows}",
+                self.counts.recv_budget_used()
+            ));
+        }
+        if matches!(self.lifecycle, Lifecycle::Closed(_)) {
+            return Ok(());
+        }
+        let (mut inbound, mut outbound, mut pending) = (0usize, 0usize, 0usize);
+        for s in self.streams.values() {
+            if s.flags.live && s.flags.outbound {
+                outbound = outbound.saturating_add(1);
+            } else if s.flags.live {
+                inbound = inbound.saturating_add(1);
+            }
+            if s.flags.outbound && !s.flags.acked {
+                pending = pending.saturating_add(1);
+            }
+        }
+        let counted = (
+            self.counts.live_inbound(),
+            self.counts.live_outbound(),
+            self.counts.pending_opens(),
+        );
+        if counted != (inbound, outbound, pending) {
+            return Err(format!(
+                "counted (live inbound, live outbound, pending opens) {counted:?} != \
+                 the streams' {:?}",
+                (inbound, outbound, pending)
+            ));
+        }
+        Ok(())
     }
 
     /// A stream is in `queue` at most once, and exactly when `flagged` says

@@ -15,11 +15,13 @@
 //! - `inbound`: what each received frame does;
 //! - `outbound`: what goes on the wire next, in priority order;
 //! - `shutdown`: the graceful close, the abort, and the timers;
-//! - [`stream`]: per-stream state and its transition table; `chunks`: the
-//!   byte queues; [`error`]: peer faults; `invariants`: what fuzzers check.
+//! - [`stream`]: per-stream state and its transition table; `counts`: the
+//!   connection's stream counts and receive budget; `chunks`: the byte
+//!   queues; [`error`]: peer faults; `invariants`: what fuzzers check.
 
 mod chunks;
 mod commands;
+mod counts;
 pub mod error;
 mod inbound;
 mod invariants;
@@ -37,6 +39,7 @@ use crate::config::Config;
 use crate::frame::{Frame, Hello};
 use crate::StreamMap;
 use chunks::Spares;
+use counts::StreamCounts;
 pub use error::ProtocolError;
 use stream::{RecvState, ResetInfo, Stream};
 
@@ -151,10 +154,7 @@ pub struct Session {
     next_local_id: Option<u32>,
     last_remote_id: u32,
     accept_queue: VecDeque<u32>,
-    live_inbound: usize,
-    live_outbound: usize,
-    pending_opens: usize,
-    recv_budget_used: u64,
+    counts: StreamCounts,
 
     /// Storage emptied stream queues left for the next to use.
     spares: Spares,
@@ -196,10 +196,7 @@ impl Session {
             next_local_id: Some(role.first_id()),
             last_remote_id: 0,
             accept_queue: VecDeque::new(),
-            live_inbound: 0,
-            live_outbound: 0,
-            pending_opens: 0,
-            recv_budget_used: 0,
+            counts: StreamCounts::default(),
             spares: Spares::default(),
             control: VecDeque::new(),
             ctrl_queue: VecDeque::new(),
@@ -407,7 +404,7 @@ impl Session {
         if s.flags.outbound && !s.flags.acked && (finished || s.reset.is_some()) {
             // Count it as answered so a dead open frees its slot.
             s.flags.acked = true;
-            self.pending_opens = self.pending_opens.saturating_sub(1);
+            self.counts.on_open_answered();
             self.events.push_back(Event::OpenReady);
         }
         // Stream limits count unfinished streams, so a handle the
@@ -419,18 +416,12 @@ impl Session {
         }
         let reclaim = s.is_reclaimable();
         if release {
-            if outbound {
-                self.live_outbound = self.live_outbound.saturating_sub(1);
-            } else {
-                self.live_inbound = self.live_inbound.saturating_sub(1);
-            }
+            self.counts.on_finished(outbound);
             self.events.push_back(Event::OpenReady);
         }
         if reclaim {
             if let Some(s) = self.streams.remove(&id) {
-                self.recv_budget_used = self
-                    .recv_budget_used
-                    .saturating_sub(u64::from(s.recv_window));
+                self.counts.on_removed(s.recv_window);
             }
         }
         self.check_drained();

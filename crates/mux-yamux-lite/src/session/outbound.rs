@@ -69,10 +69,7 @@ impl Session {
     /// One WINDOW_UPDATE carrying whatever the stream owes: SYN, ACK, credit.
     fn stream_ctrl_frame(&mut self, id: u32, now: Instant) -> Option<Frame> {
         let rtt = self.rtt;
-        let budget_left = self
-            .config
-            .connection_receive_budget
-            .saturating_sub(self.recv_budget_used);
+        let budget_left = self.counts.budget_left(&self.config);
         let max_window = self.config.max_window;
         let can_send_data = self.max_payload() > 0;
         let s = self.streams.get_mut(&id)?;
@@ -103,7 +100,7 @@ impl Session {
             s.recv_credit = s.recv_credit.saturating_add(delta);
             s.recv_consumed = 0;
             s.last_update = Some(now);
-            self.recv_budget_used = self.recv_budget_used.saturating_add(u64::from(grow));
+            self.counts.on_window_grown(grow);
             if grow > 0 {
                 tracing::trace!(stream = id, window = s.recv_window, "window grew");
             }

@@ -52,11 +52,12 @@ impl Session {
             s.flags.in_data_queue = false;
             !(s.flags.detached || s.flags.in_backlog)
         });
-        self.recv_budget_used = self
-            .streams
-            .values()
-            .map(|s| u64::from(s.recv_window))
-            .sum();
+        self.counts.on_abort(
+            self.streams
+                .values()
+                .map(|s| u64::from(s.recv_window))
+                .sum(),
+        );
         self.events.push_back(Event::StateChanged);
     }
 

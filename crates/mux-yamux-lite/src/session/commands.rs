@@ -8,8 +8,11 @@ use std::time::Instant;
 
 use mux_core::{ConnError, StreamError};
 
-use super::stream::{RecvState, SendState, Stream};
-use super::{stream_in, Event, Lifecycle, ReadChunk, ReadOutcome, Session, MIN_SEND_SHARE};
+use super::stream::Stream;
+use super::{
+    queue_ctrl, queue_data, stream_in, Event, Lifecycle, ReadChunk, ReadOutcome, Session,
+    MIN_SEND_SHARE,
+};
 use crate::frame::go_away;
 
 impl Session {
@@ -21,19 +24,15 @@ impl Session {
         let peer_limit = self.peer.map_or(usize::MAX, |h| {
             usize::try_from(h.max_inbound_streams).unwrap_or(usize::MAX)
         });
-        if self.pending_opens >= self.config.max_pending_opens || self.live_outbound >= peer_limit {
+        if !self.counts.may_open(&self.config, peer_limit) {
             return Ok(None);
         }
         let id = self.next_local_id.ok_or(ConnError::StreamIdsExhausted)?;
         self.next_local_id = id.checked_add(2);
         let send_window = self.peer.map_or(0, |h| h.initial_window);
-        let stream = Stream::new(true, send_window, self.config.initial_window);
-        self.recv_budget_used = self
-            .recv_budget_used
-            .saturating_add(u64::from(stream.recv_window));
+        let stream = Stream::on_open(send_window, self.config.initial_window);
+        self.counts.on_opened(stream.recv_window());
         self.streams.insert(id, stream);
-        self.live_outbound = self.live_outbound.saturating_add(1);
-        self.pending_opens = self.pending_opens.saturating_add(1);
         self.open_deadlines
             .push_back((now.checked_add(self.config.open_timeout).unwrap_or(now), id));
         self.enqueue_ctrl(id);
@@ -64,10 +63,8 @@ impl Session {
             let Some(s) = self.streams.get_mut(&id) else {
                 continue;
             };
-            s.flags.in_backlog = false;
-            s.flags.detached = false;
-            s.flags.ack_pending = true;
-            self.enqueue_ctrl(id);
+            s.on_accept();
+            queue_ctrl(&mut self.ctrl_queue, id, s);
             self.accepted = self.accepted.saturating_add(1);
             return Ok(Some(id));
         }
@@ -128,29 +125,18 @@ impl Session {
     ) -> Result<(ReadChunk, bool), StreamError> {
         let closed = self.closed_error();
         let s = stream_in(&mut self.streams, &self.lifecycle, id)?;
-        if let Some(r) = s.read_reset() {
-            return Err(r.into());
-        }
-        if s.flags.read_closed {
-            return Err(StreamError::ReadClosed);
-        }
-        if max == 0 {
-            return Ok((ReadChunk::Data(Bytes::new()), !s.recv_buf.is_empty()));
-        }
-        if s.recv_buf.is_empty() {
-            return match (s.recv, closed) {
-                (RecvState::FinReceived, _) => Ok((ReadChunk::Eof, false)),
-                (_, Some(e)) => Err(e),
+        let Some(chunk) = s.on_read(max, &mut self.spares)? else {
+            return match (max, s.is_fin_received(), closed) {
+                (0, ..) => Ok((ReadChunk::Data(Bytes::new()), false)),
+                (_, true, _) => Ok((ReadChunk::Eof, false)),
+                (_, _, Some(e)) => Err(e),
                 _ => Ok((ReadChunk::Blocked, false)),
             };
+        };
+        if !chunk.is_empty() {
+            Self::maybe_window_update(&mut self.ctrl_queue, id, s);
         }
-        let chunk = s.recv_buf.take(max, &mut self.spares);
-        let n32 = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-        s.recv_buffered = s.recv_buffered.saturating_sub(n32);
-        s.recv_consumed = s.recv_consumed.saturating_add(n32);
-        let rest = !s.recv_buf.is_empty();
-        self.maybe_window_update(id);
-        Ok((ReadChunk::Data(chunk), rest))
+        Ok((ReadChunk::Data(chunk), s.has_unread()))
     }
 
     /// How many bytes a write to `id` may queue now (0: wait for
@@ -158,17 +144,7 @@ impl Session {
     pub fn write_room(&mut self, id: u32) -> Result<usize, StreamError> {
         let closed = self.closed_error();
         let limit = self.send_limit();
-        let s = self.stream_mut(id)?;
-        if let Some(r) = s.reset {
-            return Err(r.into());
-        }
-        if s.send != SendState::Open {
-            return Err(StreamError::WriteClosed);
-        }
-        if let Some(e) = closed {
-            return Err(e);
-        }
-        Ok(limit.saturating_sub(s.send_buf.len()))
+        self.stream_mut(id)?.write_room(limit, closed)
     }
 
     /// The most a stream may hold in its send buffer now: its share of
@@ -193,10 +169,9 @@ impl Session {
             return Ok(None);
         }
         if let Some(s) = self.streams.get_mut(&id) {
-            s.send_buf
-                .extend_from_slice(data.get(..n).unwrap_or_default(), &mut self.spares);
+            s.on_write(data.get(..n).unwrap_or_default(), &mut self.spares);
+            queue_data(&mut self.data_queue, id, s);
         }
-        self.enqueue_data(id);
         Ok(Some(n))
     }
 
@@ -210,9 +185,9 @@ impl Session {
         }
         chunk.truncate(n);
         if let Some(s) = self.streams.get_mut(&id) {
-            s.send_buf.push(chunk, &mut self.spares);
+            s.on_write_chunk(chunk, &mut self.spares);
+            queue_data(&mut self.data_queue, id, s);
         }
-        self.enqueue_data(id);
         Ok(Some(n))
     }
 
@@ -227,17 +202,7 @@ impl Session {
     pub fn flush(&mut self, id: u32) -> Result<bool, StreamError> {
         let closed = self.closed_error();
         let peer_known = self.peer.is_some();
-        let s = self.stream_mut(id)?;
-        if let Some(r) = s.reset {
-            return Err(r.into());
-        }
-        if s.send_buf.is_empty() {
-            return Ok(true);
-        }
-        if let Some(e) = closed {
-            return Err(e);
-        }
-        Ok(s.send_committed(peer_known))
+        self.stream_mut(id)?.flush(peer_known, closed)
     }
 
     /// Closes the write side of `id`: FIN follows the buffered bytes.
@@ -247,35 +212,26 @@ impl Session {
     pub fn close_write(&mut self, id: u32) -> Result<bool, StreamError> {
         let closed = self.closed_error();
         let peer_known = self.peer.is_some();
-        let s = self.stream_mut(id)?;
-        if let Some(r) = s.reset {
-            return Err(r.into());
-        }
-        match s.send {
-            SendState::FinSent => return Ok(true),
-            SendState::Open => s.send = SendState::FinQueued,
-            SendState::FinQueued => {}
+        let s = stream_in(&mut self.streams, &self.lifecycle, id)?;
+        if s.on_close_write()? {
+            return Ok(true);
         }
         if let Some(e) = closed {
             return Err(e);
         }
         let committed = s.send_committed(peer_known);
-        self.enqueue_data(id);
+        queue_data(&mut self.data_queue, id, s);
         Ok(committed)
     }
 
     /// Closes the read side of `id`: buffered bytes are dropped (and their
     /// credit returned), later ones discarded, reads fail with `ReadClosed`.
     pub fn close_read(&mut self, id: u32) -> Result<(), StreamError> {
-        let s = self.stream_mut(id)?;
-        if s.flags.read_closed {
+        let s = stream_in(&mut self.streams, &self.lifecycle, id)?;
+        if !s.on_close_read() {
             return Ok(());
         }
-        s.flags.read_closed = true;
-        let dropped = std::mem::take(&mut s.recv_buffered);
-        s.recv_buf.clear();
-        s.recv_consumed = s.recv_consumed.saturating_add(dropped);
-        self.maybe_window_update(id);
+        Self::maybe_window_update(&mut self.ctrl_queue, id, s);
         self.events.push_back(Event::Readable(id));
         Ok(())
     }
@@ -300,11 +256,9 @@ impl Session {
         let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
-        s.flags.detached = true;
-        if !s.is_finished() {
-            if s.send == SendState::Open {
-                s.send = SendState::FinQueued;
-                self.enqueue_data(id);
+        if let Some(fin_queued) = s.on_detach() {
+            if fin_queued {
+                queue_data(&mut self.data_queue, id, s);
             }
             let _ = self.close_read(id);
             let deadline = now.checked_add(self.config.close_timeout).unwrap_or(now);

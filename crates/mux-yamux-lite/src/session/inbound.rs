@@ -4,17 +4,11 @@
 use bytes::Bytes;
 use std::time::Instant;
 
-use super::stream::{RecvState, ResetInfo, Stream};
-use super::{Event, Lifecycle, ProtocolError, Session};
+use super::stream::{PeerFault, Stream};
+use super::{queue_data, Event, Lifecycle, ProtocolError, Session};
 use crate::config::MAX_WINDOW;
 use crate::frame::{go_away, reset_code, Flags, Frame, Hello};
 use mux_core::ConnError;
-
-/// Received payloads shorter than this are copied into the stream's
-/// buffer instead of kept as slices of the driver's read buffer: a slice
-/// keeps its whole read buffer alive, and each kept slice costs a queue
-/// entry. Bulk transfers use larger frames, so they are not copied.
-const COPY_PAYLOADS_BELOW: usize = 16 * 1024;
 
 impl Session {
     /// Feeds one decoded frame from the peer.
@@ -156,9 +150,9 @@ impl Session {
         let ids: Vec<u32> = self.streams.keys().copied().collect();
         for id in ids {
             if let Some(s) = self.streams.get_mut(&id) {
-                s.send_window = h.initial_window;
+                s.on_peer_hello(h.initial_window);
+                queue_data(&mut self.data_queue, id, s);
             }
-            self.enqueue_data(id);
         }
         self.events.push_back(Event::OpenReady);
         Ok(())
@@ -185,7 +179,7 @@ impl Session {
         self.last_remote_id = id;
         let refuse = !matches!(self.lifecycle, Lifecycle::Active)
             || self.go_away_received.is_some()
-            || self.live_inbound >= self.config.max_inbound_streams
+            || self.counts.inbound_full(&self.config)
             || self.accept_queue.len() >= self.config.accept_backlog;
         if refuse {
             tracing::debug!(stream = id, "refusing inbound stream");
@@ -197,12 +191,9 @@ impl Session {
             return Ok(false);
         }
         let send_window = self.peer.map_or(0, |h| h.initial_window);
-        let stream = Stream::new(false, send_window, self.config.initial_window);
-        self.recv_budget_used = self
-            .recv_budget_used
-            .saturating_add(u64::from(stream.recv_window));
+        let stream = Stream::on_syn(send_window, self.config.initial_window);
+        self.counts.on_incoming(stream.recv_window());
         self.streams.insert(id, stream);
-        self.live_inbound = self.live_inbound.saturating_add(1);
         self.accept_queue.push_back(id);
         self.events.push_back(Event::Incoming);
         Ok(true)
@@ -229,78 +220,60 @@ impl Session {
             };
         };
         if flags.contains(Flags::ACK) {
-            if !s.flags.outbound {
-                return Err(ProtocolError::UnexpectedAck(id));
-            }
-            if !s.flags.acked {
-                s.flags.acked = true;
-                self.pending_opens = self.pending_opens.saturating_sub(1);
-                self.events.push_back(Event::OpenReady);
+            match s.on_ack() {
+                Ok(true) => {
+                    self.counts.on_open_answered();
+                    self.events.push_back(Event::OpenReady);
+                }
+                Ok(false) => {}
+                Err(fault) => return self.on_peer_fault(id, fault),
             }
         }
-        if s.reset.is_some() {
+        if s.is_reset() {
             // Reset here, the peer has not seen it yet: drop silently.
             self.after_change(id);
             return Ok(());
         }
         if let Some(payload) = payload.filter(|p| !p.is_empty()) {
-            let len = payload.len();
-            let len32 = u32::try_from(len).unwrap_or(u32::MAX);
-            if len32 > s.recv_credit {
-                return Err(ProtocolError::WindowExceeded {
-                    id,
-                    len,
-                    credit: s.recv_credit,
-                });
-            }
-            if s.recv == RecvState::FinReceived {
-                return self.peer_stream_fault(id, "DATA after FIN");
-            }
-            s.recv_credit = s.recv_credit.saturating_sub(len32);
-            if s.flags.read_closed {
-                // Discarded; `maybe_window_update` returns the credit only
-                // while a handle exists.
-                s.recv_consumed = s.recv_consumed.saturating_add(len32);
-                self.maybe_window_update(id);
-            } else {
-                s.recv_buffered = s.recv_buffered.saturating_add(len32);
-                if len < COPY_PAYLOADS_BELOW {
-                    s.recv_buf.extend_from_slice(&payload, &mut self.spares);
-                } else {
-                    s.recv_buf.push(payload, &mut self.spares);
-                }
-                self.events.push_back(Event::Readable(id));
+            match s.on_data_received(payload, &mut self.spares) {
+                Ok(true) => self.events.push_back(Event::Readable(id)),
+                // Discarded; the credit goes back only while a handle
+                // exists (`Stream::on_consumed`).
+                Ok(false) => Self::maybe_window_update(&mut self.ctrl_queue, id, s),
+                Err(fault) => return self.on_peer_fault(id, fault),
             }
         }
         if delta > 0 {
-            let Some(s) = self.streams.get_mut(&id) else {
-                return Ok(());
-            };
-            let grown = u64::from(s.send_window).saturating_add(u64::from(delta));
-            if grown > u64::from(MAX_WINDOW) {
-                return Err(ProtocolError::WindowOverflow(id));
+            match s.on_window_update(delta) {
+                // A writer may be waiting on the empty window.
+                Ok(true) => self.events.push_back(Event::Writable(id)),
+                Ok(false) => {}
+                Err(fault) => return self.on_peer_fault(id, fault),
             }
-            let was_empty = s.send_window == 0;
-            s.send_window = u32::try_from(grown).unwrap_or(MAX_WINDOW);
-            if was_empty {
-                self.events.push_back(Event::Writable(id));
-            }
-            self.enqueue_data(id);
+            queue_data(&mut self.data_queue, id, s);
         }
         if flags.contains(Flags::FIN) {
-            let Some(s) = self.streams.get_mut(&id) else {
-                return Ok(());
-            };
-            if s.recv == RecvState::FinReceived {
-                return self.peer_stream_fault(id, "second FIN");
+            if let Err(fault) = s.on_fin_received() {
+                return self.on_peer_fault(id, fault);
             }
-            s.recv = RecvState::FinReceived;
-            // No more data can come, so credit owed for it is moot.
-            s.flags.window_pending = false;
             self.events.push_back(Event::Readable(id));
         }
         self.after_change(id);
         Ok(())
+    }
+
+    /// What a peer's breach of a stream rule costs: the connection, or
+    /// (for DATA or FIN after its FIN) the stream alone.
+    fn on_peer_fault(&mut self, id: u32, fault: PeerFault) -> Result<(), ProtocolError> {
+        match fault {
+            PeerFault::UnexpectedAck => Err(ProtocolError::UnexpectedAck(id)),
+            PeerFault::WindowExceeded { len, credit } => {
+                Err(ProtocolError::WindowExceeded { id, len, credit })
+            }
+            PeerFault::WindowOverflow => Err(ProtocolError::WindowOverflow(id)),
+            PeerFault::DataAfterFin => self.peer_stream_fault(id, "DATA after FIN"),
+            PeerFault::SecondFin => self.peer_stream_fault(id, "second FIN"),
+        }
     }
 
     /// The peer broke a rule of one stream: reset that stream only, unless
@@ -326,27 +299,13 @@ impl Session {
                 Err(ProtocolError::UnknownStream(id))
             };
         };
-        if s.reset.is_some() {
+        let Some(in_backlog) = s.on_reset_received(code) else {
             return Ok(());
-        }
+        };
         tracing::trace!(stream = id, code, "reset by peer");
-        s.reset = Some(ResetInfo { code, remote: true });
-        if code == reset_code::DROPPED && s.recv == RecvState::FinReceived {
-            // The peer sent everything, FIN included, before it dropped its
-            // handle; the reset stops our sending only, as a TCP half-close
-            // would not lose what already arrived.
-            s.flags.reads_outlive_reset = true;
-            s.send_buf.clear();
-        } else {
-            s.clear_buffers();
-        }
-        s.flags.syn_pending = false;
-        s.flags.ack_pending = false;
-        s.flags.window_pending = false;
-        if s.flags.in_backlog {
+        if in_backlog {
             // Opened and reset before the application saw it: the Rapid
             // Reset pattern. Free it now, and count it.
-            s.flags.in_backlog = false;
             self.accept_queue.retain(|&q| q != id);
             self.reset_before_accept = self.reset_before_accept.saturating_add(1);
             // A client cancelling requests before they were accepted is

@@ -15,11 +15,14 @@
 //! - `inbound`: what each received frame does;
 //! - `outbound`: what goes on the wire next, in priority order;
 //! - `shutdown`: the graceful close, the abort, and the timers;
-//! - [`stream`]: per-stream state and its transition table; `chunks`: the
-//!   byte queues; [`error`]: peer faults; `invariants`: what fuzzers check.
+//! - [`stream`]: per-stream state, its transitions and flow control;
+//!   `counts`: the connection's stream counts and receive budget; `chunks`:
+//!   the byte queues; [`error`]: peer faults; `invariants`: what fuzzers
+//!   check.
 
 mod chunks;
 mod commands;
+mod counts;
 pub mod error;
 mod inbound;
 mod invariants;
@@ -37,8 +40,9 @@ use crate::config::Config;
 use crate::frame::{Frame, Hello};
 use crate::StreamMap;
 use chunks::Spares;
+use counts::StreamCounts;
 pub use error::ProtocolError;
-use stream::{RecvState, ResetInfo, Stream};
+use stream::Stream;
 
 /// Control frames that may wait to be sent before this side stops reading
 /// the transport. A peer that provokes replies (resets, pongs) without
@@ -151,10 +155,7 @@ pub struct Session {
     next_local_id: Option<u32>,
     last_remote_id: u32,
     accept_queue: VecDeque<u32>,
-    live_inbound: usize,
-    live_outbound: usize,
-    pending_opens: usize,
-    recv_budget_used: u64,
+    counts: StreamCounts,
 
     /// Storage emptied stream queues left for the next to use.
     spares: Spares,
@@ -196,10 +197,7 @@ impl Session {
             next_local_id: Some(role.first_id()),
             last_remote_id: 0,
             accept_queue: VecDeque::new(),
-            live_inbound: 0,
-            live_outbound: 0,
-            pending_opens: 0,
-            recv_budget_used: 0,
+            counts: StreamCounts::default(),
             spares: Spares::default(),
             control: VecDeque::new(),
             ctrl_queue: VecDeque::new(),
@@ -329,58 +327,30 @@ impl Session {
 
     fn enqueue_ctrl(&mut self, id: u32) {
         if let Some(s) = self.streams.get_mut(&id) {
-            if !s.flags.in_ctrl_queue && s.needs_ctrl() {
-                s.flags.in_ctrl_queue = true;
-                self.ctrl_queue.push_back(id);
-            }
+            queue_ctrl(&mut self.ctrl_queue, id, s);
         }
     }
 
-    fn enqueue_data(&mut self, id: u32) {
-        if let Some(s) = self.streams.get_mut(&id) {
-            if !s.flags.in_data_queue && s.can_send() {
-                s.flags.in_data_queue = true;
-                self.data_queue.push_back(id);
-            }
+    /// After bytes of `s`, stream `id`, were consumed: owes the peer a
+    /// window update once half the window was ([`Stream::on_consumed`]),
+    /// queueing the stream for its control turn. It takes the stream, not
+    /// its id, so a read or a received frame costs no second lookup.
+    fn maybe_window_update(ctrl_queue: &mut VecDeque<u32>, id: u32, s: &mut Stream) {
+        if s.on_consumed() {
+            queue_ctrl(ctrl_queue, id, s);
         }
     }
 
-    /// Owes the peer a window update once half the window was consumed.
-    fn maybe_window_update(&mut self, id: u32) {
-        if let Some(s) = self.streams.get_mut(&id) {
-            let half = s.recv_window / 2;
-            // A dropped stream returns no credit: a peer that keeps sending
-            // to it runs dry and is reset (`after_change`), rather than
-            // being fed until `close_timeout`.
-            if s.recv == RecvState::Open
-                && !s.flags.detached
-                && s.reset.is_none()
-                && s.recv_consumed > 0
-                && s.recv_consumed >= half
-            {
-                s.flags.window_pending = true;
-                self.enqueue_ctrl(id);
-            }
-        }
-    }
-
+    /// Resets stream `id` from this side ([`Stream::on_local_reset`]):
+    /// RESET(`code`) goes out if the peer knows the stream, and both
+    /// directions' tasks wake.
     fn reset_local(&mut self, id: u32, code: u32) {
         let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
-        if s.reset.is_some() {
+        let Some(peer_knows) = s.on_local_reset(code) else {
             return;
-        }
-        s.reset = Some(ResetInfo {
-            code,
-            remote: false,
-        });
-        s.clear_buffers();
-        // A stream whose SYN never left is unknown to the peer; a RESET for
-        // it would be a protocol error there, so it just vanishes here.
-        let peer_knows = !std::mem::take(&mut s.flags.syn_pending);
-        s.flags.ack_pending = false;
-        s.flags.window_pending = false;
+        };
         // After the session ended nothing more may go out: the final
         // GO_AWAY (or EOF) already told the peer every stream is gone.
         let closed = matches!(self.lifecycle, Lifecycle::Closed(_));
@@ -392,8 +362,9 @@ impl Session {
         self.after_change(id);
     }
 
-    /// Bookkeeping after any change to stream `id`: release counts of
-    /// streams that finished, drop streams nobody needs any more.
+    /// Bookkeeping after any change to stream `id`: reset a stream its
+    /// peer keeps sending to after it was dropped, release counts of
+    /// streams that ended, drop streams nobody needs any more.
     fn after_change(&mut self, id: u32) {
         let Some(s) = self.streams.get_mut(&id) else {
             return;
@@ -403,34 +374,20 @@ impl Session {
             self.reset_local(id, crate::frame::reset_code::DROPPED);
             return; // reset_local did the bookkeeping
         }
-        let finished = s.is_finished();
-        if s.flags.outbound && !s.flags.acked && (finished || s.reset.is_some()) {
-            // Count it as answered so a dead open frees its slot.
-            s.flags.acked = true;
-            self.pending_opens = self.pending_opens.saturating_sub(1);
+        if s.on_open_ended() {
+            // A dead open frees its pending slot.
+            self.counts.on_open_answered();
             self.events.push_back(Event::OpenReady);
         }
         // Stream limits count unfinished streams, so a handle the
         // application keeps after both FINs does not hold a slot.
-        let release = finished && s.flags.live;
-        let outbound = s.flags.outbound;
-        if release {
-            s.flags.live = false;
-        }
-        let reclaim = s.is_reclaimable();
-        if release {
-            if outbound {
-                self.live_outbound = self.live_outbound.saturating_sub(1);
-            } else {
-                self.live_inbound = self.live_inbound.saturating_sub(1);
-            }
+        if let Some(outbound) = s.on_finished() {
+            self.counts.on_finished(outbound);
             self.events.push_back(Event::OpenReady);
         }
-        if reclaim {
+        if s.is_reclaimable() {
             if let Some(s) = self.streams.remove(&id) {
-                self.recv_budget_used = self
-                    .recv_budget_used
-                    .saturating_sub(u64::from(s.recv_window));
+                self.counts.on_removed(s.recv_window());
             }
         }
         self.check_drained();
@@ -482,6 +439,22 @@ fn stream_in<'a>(
         };
         StreamError::ConnectionClosed(err)
     })
+}
+
+/// Puts `s`, stream `id`, in the control queue if it owes a control frame
+/// and is not there yet.
+fn queue_ctrl(queue: &mut VecDeque<u32>, id: u32, s: &mut Stream) {
+    if s.enter_ctrl_queue() {
+        queue.push_back(id);
+    }
+}
+
+/// Puts `s`, stream `id`, in the data queue if it can send and is not
+/// there yet.
+fn queue_data(queue: &mut VecDeque<u32>, id: u32, s: &mut Stream) {
+    if s.enter_data_queue() {
+        queue.push_back(id);
+    }
 }
 
 /// Entries a queue keeps room for after [`Session::release_idle_storage`].

@@ -14,8 +14,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::stream::{RecvState, SendState};
-use super::{Event, Lifecycle, Session};
+use super::stream::CtrlTurn;
+use super::{queue_data, Event, Lifecycle, Session};
 use crate::frame::{Flags, Frame, Hello};
 
 impl Session {
@@ -68,62 +68,48 @@ impl Session {
 
     /// One WINDOW_UPDATE carrying whatever the stream owes: SYN, ACK, credit.
     fn stream_ctrl_frame(&mut self, id: u32, now: Instant) -> Option<Frame> {
-        let rtt = self.rtt;
-        let budget_left = self
-            .config
-            .connection_receive_budget
-            .saturating_sub(self.recv_budget_used);
-        let max_window = self.config.max_window;
+        let (rtt, max_window) = (self.rtt, self.config.max_window);
+        let budget_left = self.counts.budget_left(&self.config);
         let can_send_data = self.max_payload() > 0;
         let s = self.streams.get_mut(&id)?;
-        s.flags.in_ctrl_queue = false;
-        if !s.needs_ctrl() {
-            return None;
-        }
-        if !s.flags.window_pending && s.can_send() && can_send_data {
+        s.leave_ctrl_queue();
+        let turn = s.on_ctrl_turn(can_send_data, now, |window, last_update| {
+            auto_tune_growth(window, max_window, budget_left, rtt, last_update, now)
+        });
+        match turn {
+            CtrlTurn::Nothing => None,
             // Only a SYN or ACK is owed and the stream has bytes (or a FIN)
             // to send: its DATA frame carries them, one frame fewer for a
             // stream that writes as soon as it opens. It goes out here, in
             // the control pass, so that SYNs keep their id order.
-            return self.handshake_data_frame(id);
-        }
-        let flags = s.take_handshake_flags();
-        let mut delta = 0u32;
-        if std::mem::take(&mut s.flags.window_pending) && s.recv == RecvState::Open {
-            let grow = auto_tune_growth(
-                s.recv_window,
-                max_window,
-                budget_left,
-                rtt,
-                s.last_update,
-                now,
-            );
-            s.recv_window = s.recv_window.saturating_add(grow);
-            delta = s.recv_consumed.saturating_add(grow);
-            s.recv_credit = s.recv_credit.saturating_add(delta);
-            s.recv_consumed = 0;
-            s.last_update = Some(now);
-            self.recv_budget_used = self.recv_budget_used.saturating_add(u64::from(grow));
-            if grow > 0 {
-                tracing::trace!(stream = id, window = s.recv_window, "window grew");
+            CtrlTurn::RideOnData => self.handshake_data_frame(id),
+            CtrlTurn::Window {
+                flags,
+                delta,
+                grown,
+            } => {
+                self.counts.on_window_grown(grown);
+                if grown > 0 {
+                    tracing::trace!(stream = id, window = s.recv_window(), "window grew");
+                }
+                Some(Frame::Window { id, flags, delta })
             }
         }
-        Some(Frame::Window { id, flags, delta })
     }
 
     /// [`data_frame`](Self::data_frame) out of turn, for the control pass;
     /// the stream keeps its one place in the data queue.
     fn handshake_data_frame(&mut self, id: u32) -> Option<Frame> {
-        let queued = self.streams.get(&id)?.flags.in_data_queue;
+        let queued = self.streams.get(&id)?.in_data_queue();
         let frame = self.data_frame(id);
         if queued {
             if let Some(s) = self.streams.get_mut(&id) {
-                if s.flags.in_data_queue {
+                if s.in_data_queue() {
                     // data_frame queued it again behind its existing entry.
                     self.data_queue.pop_back();
                 }
                 // The existing entry stands; popped, it checks `can_send`.
-                s.flags.in_data_queue = true;
+                s.mark_in_data_queue();
             }
         }
         frame
@@ -133,27 +119,10 @@ impl Session {
     fn data_frame(&mut self, id: u32) -> Option<Frame> {
         let max_payload = self.max_payload();
         let s = self.streams.get_mut(&id)?;
-        s.flags.in_data_queue = false;
-        if !s.can_send() {
-            return None;
-        }
-        // A SYN or ACK still owed rides on the first DATA frame.
-        let mut flags = s.take_handshake_flags();
-        let n = data_len(s.send_buf.len(), s.send_window, max_payload);
-        let payload = s.send_buf.take(n, &mut self.spares);
-        let n = payload.len();
-        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
-        s.send_window = s.send_window.saturating_sub(n32);
-        if s.send == SendState::FinQueued && s.send_buf.is_empty() {
-            s.send = SendState::FinSent;
-            flags = flags.with(Flags::FIN);
-        }
-        let again = s.can_send();
-        if again {
-            s.flags.in_data_queue = true;
-            self.data_queue.push_back(id);
-        }
-        self.count_payload_sent(n);
+        s.leave_data_queue();
+        let (flags, payload) = s.on_data_turn(max_payload, &mut self.spares)?;
+        queue_data(&mut self.data_queue, id, s);
+        self.count_payload_sent(payload.len());
         self.events.push_back(Event::Writable(id));
         Some(Frame::Data { id, flags, payload })
     }
@@ -171,13 +140,6 @@ impl Session {
             .bytes_sent
             .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
     }
-}
-
-/// The payload of the next DATA frame: what is there to send, within the
-/// peer's window and the frame size.
-fn data_len(have: usize, send_window: u32, max_payload: u32) -> usize {
-    have.min(usize::try_from(send_window).unwrap_or(usize::MAX))
-        .min(usize::try_from(max_payload).unwrap_or(usize::MAX))
 }
 
 /// A DATA frame framed by [`Session::frame_now`]: the window and the
@@ -211,19 +173,7 @@ impl Session {
             return None;
         }
         let max_payload = self.max_payload();
-        let s = self.streams.get_mut(&id)?;
-        if s.reset.is_some()
-            || s.send != SendState::Open
-            || s.send_window == 0
-            || !s.send_buf.is_empty()
-        {
-            return None;
-        }
-        let len = data_len(max, s.send_window, max_payload);
-        let flags = s.take_handshake_flags();
-        s.send_window = s
-            .send_window
-            .saturating_sub(u32::try_from(len).unwrap_or(u32::MAX));
+        let (flags, len) = self.streams.get_mut(&id)?.on_frame_now(max, max_payload)?;
         // What `poll_frame` counts for a frame it yields.
         self.stats.frames_sent = self.stats.frames_sent.saturating_add(1);
         self.count_payload_sent(len);
@@ -249,6 +199,10 @@ fn auto_tune_growth(
     if now.saturating_duration_since(last) >= rtt.saturating_mul(2) {
         return 0;
     }
+    debug_assert!(
+        window <= max_window,
+        "window {window} over its maximum {max_window}"
+    );
     let grow = window.min(max_window.saturating_sub(window));
     u32::try_from(u64::from(grow).min(budget_left)).unwrap_or(0)
 }

@@ -26,7 +26,7 @@ impl Session {
         self.drain_deadline = Some(deadline);
         for id in std::mem::take(&mut self.accept_queue) {
             if let Some(s) = self.streams.get_mut(&id) {
-                s.flags.in_backlog = false;
+                s.on_refused();
                 self.reset_local(id, reset_code::REFUSED);
             }
         }
@@ -45,18 +45,14 @@ impl Session {
         self.accept_queue.clear();
         self.ctrl_queue.clear();
         self.data_queue.clear();
-        self.streams.retain(|_, s| {
-            // Written bytes can no longer leave; received ones stay readable.
-            s.send_buf.clear();
-            s.flags.in_ctrl_queue = false;
-            s.flags.in_data_queue = false;
-            !(s.flags.detached || s.flags.in_backlog)
-        });
-        self.recv_budget_used = self
-            .streams
-            .values()
-            .map(|s| u64::from(s.recv_window))
-            .sum();
+        // Written bytes can no longer leave; received ones stay readable.
+        self.streams.retain(|_, s| s.on_abort());
+        self.counts.on_abort(
+            self.streams
+                .values()
+                .map(|s| u64::from(s.recv_window()))
+                .sum(),
+        );
         self.events.push_back(Event::StateChanged);
     }
 
@@ -126,7 +122,7 @@ impl Session {
             }
             self.open_deadlines.pop_front();
             if let Some(s) = self.streams.get(&id) {
-                if !s.flags.acked && s.reset.is_none() {
+                if s.is_unanswered_open() && !s.is_reset() {
                     tracing::debug!(stream = id, "open timeout");
                     self.reset_local(id, reset_code::OPEN_TIMEOUT);
                 }

@@ -103,7 +103,7 @@ fn poll_read_body(
     loop {
         if !chunk.is_empty() {
             let n = chunk.len().min(buf.remaining());
-            mux_core::copy::put(buf, chunk.get(..n).unwrap_or_default());
+            buf.put_slice(chunk.get(..n).unwrap_or_default());
             chunk.advance(n);
             return Poll::Ready(Ok(()));
         }

@@ -7,7 +7,7 @@ use std::{
     task::{ready, Context, Poll},
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::Stream;
 use hyper::body::Frame;
 use mux_core::StreamError;
@@ -84,11 +84,7 @@ impl AsyncWrite for TunnelWriter {
                 if ready!(tx.poll_reserve(cx)).is_err() {
                     return Poll::Ready(Err(send_closed(*shut)));
                 }
-                // Through `mux_core::copy`: a muxer's payloads sit 5 bytes off
-                // their buffer's alignment, which stalls a plain copy on AMD.
-                let mut chunk = BytesMut::with_capacity(part.len());
-                mux_core::copy::extend(&mut chunk, part);
-                match tx.send_item(chunk.freeze()) {
+                match tx.send_item(Bytes::copy_from_slice(part)) {
                     Ok(()) => Poll::Ready(Ok(part.len())),
                     Err(_) => Poll::Ready(Err(send_closed(*shut))),
                 }

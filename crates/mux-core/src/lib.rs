@@ -7,8 +7,6 @@
 //! ## Layout
 //! - [`traits`]: [`MuxedStream`], [`MuxedConn`], [`Multiplexer`] and [`StreamId`].
 //! - [`error`]: [`StreamError`] and [`ConnError`], with their `io::ErrorKind` mapping.
-//! - [`copy`]: payload-sized copies that stay fast on AMD CPUs, whose
-//!   `rep movsb` stalls when a buffer sits just past another modulo 4 KiB.
 //! - [`deadline`]: Go `net.Conn`-style deadlines ([`Deadlines`], [`DeadlineTimer`]).
 //! - [`rwconn`]: [`RwConn`], a connection made of any reader plus any writer
 //!   (for example an HTTP request body and a response body), with deadlines.
@@ -37,7 +35,6 @@
 
 #![forbid(unsafe_code)]
 
-pub mod copy;
 pub mod deadline;
 pub mod error;
 pub mod rwconn;

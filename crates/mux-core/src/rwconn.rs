@@ -26,8 +26,8 @@
 //! ## Closing
 //! [`RwConn::close`] closes **both directions**, like Go's `Close`: it flushes
 //! and shuts down the writer (bounded by the optional
-//! [linger](RwConn::with_linger)), then marks the connection closed. From then
-//! on reads fail with [`StreamError::ReadClosed`]
+//! [drain timeout](RwConn::with_drain_timeout)), then marks the connection
+//! closed. From then on reads fail with [`StreamError::ReadClosed`]
 //! (`NotConnected`, deliberately not EOF) and writes, flushes and shutdowns
 //! with [`StreamError::WriteClosed`]
 //! (`BrokenPipe`). `poll_shutdown` on its own is only close-write, as for a
@@ -49,7 +49,7 @@
 //!
 //! let (conn_rx, mut peer_tx) = tokio::io::simplex(64);
 //! let (mut peer_rx, conn_tx) = tokio::io::simplex(64);
-//! let mut conn = RwConn::new(conn_rx, conn_tx).with_linger(Duration::from_secs(5));
+//! let mut conn = RwConn::new(conn_rx, conn_tx).with_drain_timeout(Duration::from_secs(5));
 //! conn.on_close(|| tracing::debug!("connection ended"));
 //! let done = conn.done();
 //!
@@ -111,7 +111,7 @@ pin_project! {
         read_timer: DeadlineTimer,
         write_timer: DeadlineTimer,
         closed: bool,
-        linger: Option<Duration>,
+        drain_timeout: Option<Duration>,
         local_addr: Option<SocketAddr>,
         remote_addr: Option<SocketAddr>,
         // A field with its own `Drop`, rather than a `PinnedDrop` on the
@@ -195,7 +195,8 @@ impl Done {
 
 impl<R, W> RwConn<R, W> {
     /// Joins `reader` and `writer` into one connection, with no deadline, no
-    /// linger (close waits for the writer as long as it takes) and no address.
+    /// drain timeout (close waits for the writer as long as it takes) and no
+    /// address.
     pub fn new(reader: R, writer: W) -> Self {
         Self {
             reader,
@@ -204,27 +205,30 @@ impl<R, W> RwConn<R, W> {
             read_timer: DeadlineTimer::new(),
             write_timer: DeadlineTimer::new(),
             closed: false,
-            linger: None,
+            drain_timeout: None,
             local_addr: None,
             remote_addr: None,
             ender: Ender::new(),
         }
     }
 
-    /// Bounds how long [`close`](Self::close) waits for the writer to drain.
-    pub fn with_linger(mut self, linger: Duration) -> Self {
-        self.linger = Some(linger);
+    /// Bounds how long [`close`](Self::close) waits for the writer to drain
+    /// (flush, then shut down) before it gives up with `TimedOut`.
+    pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = Some(timeout);
         self
     }
 
-    /// Sets or (with `None`) removes the close linger.
-    pub fn set_linger(&mut self, linger: Option<Duration>) {
-        self.linger = linger;
+    /// Sets or (with `None`) removes the bound on how long
+    /// [`close`](Self::close) waits for the writer to drain.
+    pub fn set_drain_timeout(&mut self, timeout: Option<Duration>) {
+        self.drain_timeout = timeout;
     }
 
-    /// The close linger, if any.
-    pub fn linger(&self) -> Option<Duration> {
-        self.linger
+    /// How long [`close`](Self::close) waits for the writer to drain, at
+    /// most, if bounded.
+    pub fn drain_timeout(&self) -> Option<Duration> {
+        self.drain_timeout
     }
 
     /// Attaches address metadata, reported by [`local_addr`](Self::local_addr)
@@ -315,10 +319,10 @@ impl<R, W: AsyncWrite> RwConn<R, W> {
     /// Closes both directions, like Go's `Close` (see the [module docs](self)).
     ///
     /// Flushes then shuts down the writer, ignoring the write deadline; if a
-    /// [linger](Self::with_linger) is set and draining takes longer, gives up
-    /// with `TimedOut`. Either way the connection is then closed, the hooks
-    /// have run and [`Done`] has fired; the first error of the drain is
-    /// returned. Closing a closed connection returns `Ok(())`.
+    /// [drain timeout](Self::with_drain_timeout) is set and draining takes
+    /// longer, gives up with `TimedOut`. Either way the connection is then
+    /// closed, the hooks have run and [`Done`] has fired; the first error of
+    /// the drain is returned. Closing a closed connection returns `Ok(())`.
     ///
     /// Dropping the future before it completes leaves the connection open.
     pub async fn close(&mut self) -> io::Result<()>
@@ -334,19 +338,22 @@ impl<R, W: AsyncWrite> RwConn<R, W> {
         if self.closed {
             return Ok(());
         }
-        let linger = self.linger;
+        let drain_timeout = self.drain_timeout;
         let result = {
             let mut writer = self.as_mut().project().writer;
             let drain = async move {
                 poll_fn(|cx| writer.as_mut().poll_flush(cx)).await?;
                 poll_fn(|cx| writer.as_mut().poll_shutdown(cx)).await
             };
-            match linger {
+            match drain_timeout {
                 None => drain.await,
-                Some(linger) => match tokio::time::timeout(linger, drain).await {
+                Some(timeout) => match tokio::time::timeout(timeout, drain).await {
                     Ok(result) => result,
                     Err(_elapsed) => {
-                        tracing::debug!(?linger, "rwconn: writer did not drain within the linger");
+                        tracing::debug!(
+                            ?timeout,
+                            "rwconn: writer did not drain within the drain timeout"
+                        );
                         Err(StreamError::TimedOut.into())
                     }
                 },
@@ -491,7 +498,7 @@ impl<R: fmt::Debug, W: fmt::Debug> fmt::Debug for RwConn<R, W> {
             .field("writer", &self.writer)
             .field("deadlines", &self.deadlines)
             .field("closed", &self.closed)
-            .field("linger", &self.linger)
+            .field("drain_timeout", &self.drain_timeout)
             .field("local_addr", &self.local_addr)
             .field("remote_addr", &self.remote_addr)
             .finish_non_exhaustive()

@@ -1,4 +1,4 @@
-//! `RwConn` close, close hook, done signal, linger, addresses and the state
+//! `RwConn` close, close hook, done signal, drain timeout, addresses and the state
 //! after close. Time-dependent tests run on tokio's paused clock.
 #![allow(clippy::arithmetic_side_effects)] // Instant/Duration sums in test setup.
 
@@ -99,11 +99,11 @@ async fn dropping_without_close_runs_hook_once_before_done_fires() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn close_with_stuck_writer_gives_up_after_the_linger() {
+async fn close_with_stuck_writer_gives_up_after_the_drain_timeout() {
     // The peer never reads and its pipe holds 4 bytes, so the flush blocks.
     let (conn, _peer_tx, _peer_rx) = setup(4);
-    let mut conn = conn.with_linger(Duration::from_secs(5));
-    assert_eq!(conn.linger(), Some(Duration::from_secs(5)));
+    let mut conn = conn.with_drain_timeout(Duration::from_secs(5));
+    assert_eq!(conn.drain_timeout(), Some(Duration::from_secs(5)));
     let count = counting_hook(&mut conn);
     let done = conn.done();
     conn.write_all(&[7u8; 64]).await.unwrap();
@@ -111,7 +111,7 @@ async fn close_with_stuck_writer_gives_up_after_the_linger() {
     let start = Instant::now();
     let err = timeout(Duration::from_secs(60), conn.close())
         .await
-        .expect("the linger must bound close")
+        .expect("the drain timeout must bound close")
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TimedOut);
     assert!(stream_error(&err).is_timeout());

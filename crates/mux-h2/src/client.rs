@@ -16,10 +16,10 @@ use tokio::{
 use crate::{
     error::ConnectError,
     io::{
-        body_tunnel, empty_body, upgraded_tunnel, TunnelBody, TunnelKind, UpgradeSource,
+        body_tunnel, empty_body, upgraded_tunnel, H2Conn, TunnelBody, TunnelKind, UpgradeSource,
         CONNECTION_WINDOW, STREAM_WINDOW,
     },
-    H2Conn, UPGRADE_PROTOCOL,
+    UPGRADE_PROTOCOL,
 };
 
 /// How a [`Connector`] asks for a tunnel.

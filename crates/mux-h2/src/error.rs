@@ -42,29 +42,6 @@ impl AcceptError {
         }
     }
 
-    /// A complete error response: the status, the upgrade offer for a 426
-    /// (as RFC 9110 asks), and this message as a plain-text body.
-    pub fn to_response(&self) -> http::Response<crate::TunnelBody> {
-        let mut response = http::Response::new(crate::io::full_body(format!("{self}\n")));
-        *response.status_mut() = self.status();
-        let headers = response.headers_mut();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        if matches!(self, Self::UpgradeRequired) {
-            headers.insert(
-                http::header::UPGRADE,
-                http::HeaderValue::from_static(crate::UPGRADE_PROTOCOL),
-            );
-            headers.insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("upgrade"),
-            );
-        }
-        response
-    }
-
     /// The `io::ErrorKind` this maps to (`Unsupported`).
     pub fn kind(&self) -> io::ErrorKind {
         io::ErrorKind::Unsupported

@@ -16,14 +16,19 @@
 //! - [`server`]: [`accept`] turns a hyper request into a response to send
 //!   plus a tunnel; [`serve`] runs a complete HTTP/1.1 + HTTP/2 server that
 //!   hands each tunnel to a handler.
-//! - [`io`]: the halves, [`TunnelReader`] and [`TunnelWriter`], the body
-//!   type [`TunnelBody`], the buffer bounds ([`SEND_QUEUE_CHUNKS`],
-//!   [`MAX_CHUNK`], [`STREAM_WINDOW`], [`CONNECTION_WINDOW`]),
-//!   [`DROP_LINGER`] and [`ResetHandle`].
+//! - [`io`]: the tunnel, [`H2Conn`] with [`H2ConnExt`], its halves,
+//!   [`TunnelReader`] and [`TunnelWriter`], the body type [`TunnelBody`],
+//!   the buffer bounds ([`SEND_QUEUE_CHUNKS`], [`MAX_CHUNK`],
+//!   [`STREAM_WINDOW`], [`CONNECTION_WINDOW`]), [`DROP_DRAIN_TIMEOUT`] and
+//!   [`ResetHandle`].
 //! - [`error`]: [`AcceptError`], [`ConnectError`], [`TunnelError`] and
 //!   [`BodyError`], each mapped to an `io::ErrorKind`.
 //! - `tls` (feature `tls`): rustls with ALPN for `https` URLs, and
 //!   `serve_tls`.
+//!
+//! Each module uses only those below it: `error`, then `io`, then `server`,
+//! `tls` and `client`. This file declares them, re-exports what users need
+//! and defines [`UPGRADE_PROTOCOL`], which all of them may use.
 //!
 //! ## Three ways to carry a tunnel ([`TunnelKind`])
 //! - **HTTP/2 CONNECT** (the client default): hyper hands the stream over
@@ -41,7 +46,7 @@
 //! [`CONNECTION_WINDOW`] keeps one stalled tunnel from stalling the others on
 //! its connection. (Over an HTTP/1.1 upgrade the TCP buffers are the bound.) `poll_shutdown`
 //! half-closes (HTTP/2 `END_STREAM`; dropping the tunnel right after still
-//! delivers everything, see [`DROP_LINGER`]), [`H2ConnExt::reset`] aborts (see
+//! delivers everything, see [`DROP_DRAIN_TIMEOUT`]), [`H2ConnExt::reset`] aborts (see
 //! [`ResetHandle`] for what each mode can tell the peer), and the
 //! [`RwConn`](mux_core::RwConn) deadlines, close and done signal apply as
 //! mux-core documents.
@@ -85,8 +90,9 @@ pub mod tls;
 pub use client::{connect, handshake, Connector, Mode};
 pub use error::{AcceptError, BodyError, ConnectError, TunnelError};
 pub use io::{
-    ResetHandle, TunnelBody, TunnelKind, TunnelReader, TunnelWriter, CONNECTION_WINDOW,
-    DEFAULT_RESET_CODE, DROP_LINGER, MAX_CHUNK, SEND_QUEUE_CHUNKS, STREAM_WINDOW,
+    H2Conn, H2ConnExt, ResetHandle, TunnelBody, TunnelKind, TunnelReader, TunnelWriter,
+    CONNECTION_WINDOW, DEFAULT_RESET_CODE, DROP_DRAIN_TIMEOUT, MAX_CHUNK, SEND_QUEUE_CHUNKS,
+    STREAM_WINDOW,
 };
 pub use server::{accept, serve, ConnAddrs};
 #[cfg(feature = "tls")]
@@ -94,47 +100,3 @@ pub use tls::serve_tls;
 
 /// The token of the HTTP/1.1 `Upgrade` header this crate offers and accepts.
 pub const UPGRADE_PROTOCOL: &str = "mux-tunnel";
-
-/// A tunnel: one HTTP exchange as a full-duplex connection with Go
-/// `net.Conn` semantics (see [`mux_core::RwConn`]). [`H2ConnExt`] adds reset.
-///
-/// Dropping a tunnel right after a successful `shutdown` (or
-/// [`RwConn::close`](mux_core::RwConn::close)) loses nothing: what was
-/// written still reaches the peer, then EOF, because the receiving side
-/// lingers in the background until the peer ends its side, for at most
-/// [`DROP_LINGER`] (see [`TunnelWriter`]).
-pub type H2Conn = mux_core::RwConn<TunnelReader, TunnelWriter>;
-
-/// Tunnel operations on an [`H2Conn`] beyond those of `RwConn`.
-pub trait H2ConnExt {
-    /// Aborts the tunnel with [`DEFAULT_RESET_CODE`]; see [`ResetHandle`].
-    fn reset(&self);
-
-    /// Aborts the tunnel with `code`; see [`ResetHandle::reset_with`].
-    fn reset_with(&self, code: u32);
-
-    /// A cloneable handle that resets the tunnel from another task, for
-    /// example while this one is blocked in a read.
-    fn reset_handle(&self) -> ResetHandle;
-
-    /// Which HTTP mechanism carries the tunnel.
-    fn tunnel_kind(&self) -> TunnelKind;
-}
-
-impl H2ConnExt for H2Conn {
-    fn reset(&self) {
-        self.get_ref().1.reset_handle().reset();
-    }
-
-    fn reset_with(&self, code: u32) {
-        self.get_ref().1.reset_handle().reset_with(code);
-    }
-
-    fn reset_handle(&self) -> ResetHandle {
-        self.get_ref().1.reset_handle()
-    }
-
-    fn tunnel_kind(&self) -> TunnelKind {
-        self.get_ref().1.kind()
-    }
-}

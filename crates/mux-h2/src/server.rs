@@ -15,10 +15,10 @@ use tokio::net::TcpListener;
 use crate::{
     error::AcceptError,
     io::{
-        body_tunnel, empty_body, upgraded_tunnel, TunnelBody, TunnelKind, UpgradeSource,
-        CONNECTION_WINDOW, STREAM_WINDOW,
+        body_tunnel, empty_body, full_body, upgraded_tunnel, H2Conn, TunnelBody, TunnelKind,
+        UpgradeSource, CONNECTION_WINDOW, STREAM_WINDOW,
     },
-    H2Conn, UPGRADE_PROTOCOL,
+    UPGRADE_PROTOCOL,
 };
 
 /// The addresses of the connection a request arrived on.
@@ -106,6 +106,25 @@ where
         conn = conn.with_addrs(addrs.local, addrs.remote);
     }
     Ok((response, conn))
+}
+
+impl AcceptError {
+    /// A complete error response: the status, the upgrade offer for a 426
+    /// (as RFC 9110 asks), and this message as a plain-text body.
+    pub fn to_response(&self) -> Response<TunnelBody> {
+        let mut response = Response::new(full_body(format!("{self}\n")));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if matches!(self, Self::UpgradeRequired) {
+            headers.insert(header::UPGRADE, HeaderValue::from_static(UPGRADE_PROTOCOL));
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+        response
+    }
 }
 
 /// Whether `headers` ask for an upgrade to [`UPGRADE_PROTOCOL`]

@@ -13,8 +13,8 @@ use tokio_rustls::{client::TlsStream, TlsAcceptor, TlsConnector};
 
 use crate::{
     error::ConnectError,
+    io::H2Conn,
     server::{accept_tcp, serve_connection, server_builder},
-    H2Conn,
 };
 
 /// How long [`serve_tls`] waits for a client to finish its TLS handshake,

@@ -56,6 +56,7 @@
 
 pub mod config;
 mod connection;
+mod copy;
 mod driver;
 pub mod frame;
 mod payload_pool;

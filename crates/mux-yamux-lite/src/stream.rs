@@ -161,7 +161,7 @@ impl AsyncRead for Stream {
                     Err(e) => return Poll::Ready(Err(e.into())),
                 }
             };
-            mux_core::copy::put(buf, &chunk);
+            crate::copy::put(buf, &chunk);
             this.answering |= !chunk.is_empty();
             if chunk.is_empty() || buf.remaining() == 0 || !more {
                 return Poll::Ready(Ok(()));
@@ -189,7 +189,7 @@ impl Stream {
                 let data = data.get(..room).unwrap_or(data);
                 let mut chunk = guard.payloads.take(data.len());
                 drop(guard);
-                mux_core::copy::extend(&mut chunk, data);
+                crate::copy::extend(&mut chunk, data);
                 guard = self.link.lock();
                 guard.session.write_chunk(self.id, chunk.freeze())
             }

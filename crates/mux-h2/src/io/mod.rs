@@ -1,5 +1,6 @@
-//! The two halves of a tunnel, [`TunnelReader`] and [`TunnelWriter`], over
-//! either an HTTP/2 body pair or an upgraded connection.
+//! A tunnel, [`H2Conn`], and its two halves, [`TunnelReader`] and
+//! [`TunnelWriter`], over either an HTTP/2 body pair or an upgraded
+//! connection.
 //!
 //! **Body mode** (HTTP/2 POST and other non-CONNECT methods): the reader
 //! polls the incoming body (hyper's [`Incoming`](hyper::body::Incoming),
@@ -14,10 +15,12 @@
 //! hyper's [`Upgraded`] connection behind a mutex, which the server side
 //! fills in lazily once its response has gone out.
 //!
-//! Files: `shared` (the state both halves, the outgoing body and every
-//! [`ResetHandle`] share, and what happens on reset and drop), `reader`,
-//! `writer` (which also holds the outgoing body that hyper drains). This
-//! file has the limits and the constructors the client and server use.
+//! Files, each using only those before it: `shared` (the state both
+//! halves, the outgoing body and every [`ResetHandle`] share, and what
+//! happens on reset and drop), `reader`, `writer` (which also holds the
+//! outgoing body that hyper drains). This file joins the halves into an
+//! [`H2Conn`] and has the limits and the constructors the client and server
+//! use.
 
 /// What both halves offer alike: a `Debug` that shows the shared state,
 /// a [`ResetHandle`], and the tunnel's [`TunnelKind`].
@@ -33,14 +36,14 @@ macro_rules! tunnel_half {
 
         impl $half {
             #[doc = concat!("A handle that resets this ", $what, "'s tunnel.")]
-            pub fn reset_handle(&self) -> super::ResetHandle {
-                super::ResetHandle {
+            pub fn reset_handle(&self) -> super::shared::ResetHandle {
+                super::shared::ResetHandle {
                     shared: self.shared.clone(),
                 }
             }
 
             /// Which HTTP mechanism carries the tunnel.
-            pub fn kind(&self) -> super::TunnelKind {
+            pub fn kind(&self) -> super::shared::TunnelKind {
                 self.shared.kind
             }
         }
@@ -51,10 +54,7 @@ mod reader;
 mod shared;
 mod writer;
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full, StreamBody};
@@ -69,10 +69,54 @@ use tokio_util::sync::PollSender;
 use crate::error::{BodyError, BoxError};
 use reader::ReadInner;
 pub use reader::TunnelReader;
-pub use shared::ResetHandle;
+pub use shared::{ResetHandle, TunnelKind, DEFAULT_RESET_CODE, DROP_DRAIN_TIMEOUT};
 use shared::{Shared, UpState};
-pub use writer::TunnelWriter;
 use writer::{Outgoing, WriteInner};
+pub use writer::{TunnelWriter, MAX_CHUNK};
+
+/// A tunnel: one HTTP exchange as a full-duplex connection with Go
+/// `net.Conn` semantics (see [`mux_core::RwConn`]). [`H2ConnExt`] adds reset.
+///
+/// Dropping a tunnel right after a successful `shutdown` (or
+/// [`RwConn::close`](mux_core::RwConn::close)) loses nothing: what was
+/// written still reaches the peer, then EOF, because the receiving side
+/// keeps draining in the background until the peer ends its side, for at
+/// most [`DROP_DRAIN_TIMEOUT`] (see [`TunnelWriter`]).
+pub type H2Conn = mux_core::RwConn<TunnelReader, TunnelWriter>;
+
+/// Tunnel operations on an [`H2Conn`] beyond those of `RwConn`.
+pub trait H2ConnExt {
+    /// Aborts the tunnel with [`DEFAULT_RESET_CODE`]; see [`ResetHandle`].
+    fn reset(&self);
+
+    /// Aborts the tunnel with `code`; see [`ResetHandle::reset_with`].
+    fn reset_with(&self, code: u32);
+
+    /// A cloneable handle that resets the tunnel from another task, for
+    /// example while this one is blocked in a read.
+    fn reset_handle(&self) -> ResetHandle;
+
+    /// Which HTTP mechanism carries the tunnel.
+    fn tunnel_kind(&self) -> TunnelKind;
+}
+
+impl H2ConnExt for H2Conn {
+    fn reset(&self) {
+        self.get_ref().1.reset_handle().reset();
+    }
+
+    fn reset_with(&self, code: u32) {
+        self.get_ref().1.reset_handle().reset_with(code);
+    }
+
+    fn reset_handle(&self) -> ResetHandle {
+        self.get_ref().1.reset_handle()
+    }
+
+    fn tunnel_kind(&self) -> TunnelKind {
+        self.get_ref().1.kind()
+    }
+}
 
 /// How many chunks the outgoing body queue of a body-mode tunnel holds.
 ///
@@ -80,12 +124,6 @@ use writer::{Outgoing, WriteInner};
 /// `8 × 16 KiB = 128 KiB`; hyper itself holds at most one more chunk while it
 /// waits for HTTP/2 send window.
 pub const SEND_QUEUE_CHUNKS: usize = 8;
-
-/// The most bytes one `poll_write` accepts (a write of more is partial).
-///
-/// 16 KiB is HTTP/2's default maximum DATA frame, so a chunk maps onto one
-/// frame. It also caps each copy hyper's upgraded I/O makes per write.
-pub const MAX_CHUNK: usize = 16 * 1024;
 
 /// The HTTP/2 receive window of each tunnel stream, on both sides (hyper's
 /// server default; its client default is 2 MiB).
@@ -102,49 +140,9 @@ pub const STREAM_WINDOW: u32 = 1024 * 1024;
 /// held per connection.
 pub const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
 
-/// How long a tunnel dropped after a successful `poll_shutdown` keeps its
-/// HTTP/2 stream open, at most, so that what it wrote still goes out.
-///
-/// Once both halves of a tunnel (an [`H2Conn`](crate::H2Conn)) are dropped,
-/// its receiving side moves to a background task that reads and discards
-/// whatever the peer still sends, until the peer ends its side, resets the
-/// stream or the connection goes, or this long has passed. Without that,
-/// an HTTP/2 client would cancel the stream on drop (`RST_STREAM(CANCEL)`)
-/// and h2 would discard the DATA still queued behind the peer's flow-control
-/// window, although `poll_shutdown` had returned `Ok`. Like a TCP socket's
-/// orphan timeout (Linux's `tcp_fin_timeout`), it bounds what a peer that
-/// never ends its side can hold; data the peer has not taken by then is
-/// lost. A writer that must know everything arrived reads to EOF (or an
-/// application-level acknowledgement) before dropping.
-///
-/// Needs a tokio runtime with timers; a tunnel dropped outside a runtime,
-/// without a shutdown, or after a reset is released at once.
-pub const DROP_LINGER: Duration = Duration::from_secs(60);
-
-/// The RST_STREAM code of [`ResetHandle::reset`]: `INTERNAL_ERROR` (2).
-///
-/// Not `NO_ERROR` or `CANCEL`: hyper reports `NO_ERROR` to a body reader,
-/// and both to an upgraded reader, as a clean end of stream, which would
-/// hide the reset.
-pub const DEFAULT_RESET_CODE: u32 = 0x2;
-
 /// The body type of every response [`accept`](crate::accept) builds and of
 /// every request this crate sends.
 pub type TunnelBody = BoxBody<Bytes, BodyError>;
-
-/// Which HTTP mechanism carries a tunnel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TunnelKind {
-    /// An HTTP/2 request body and response body (POST or any non-CONNECT
-    /// method). Resets carry their code to the peer.
-    H2Body,
-    /// An HTTP/2 CONNECT stream, through hyper's upgrade API. hyper offers
-    /// no reset there: a reset ends the stream, see [`ResetHandle::reset`].
-    H2Connect,
-    /// An HTTP/1.1 connection taken over with `101 Switching Protocols`.
-    Http1Upgrade,
-}
 
 /// The sending side of a body-mode tunnel, made before the incoming body
 /// exists: a client sends its request body before it has the response's.

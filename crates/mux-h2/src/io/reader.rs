@@ -13,7 +13,7 @@ use http_body_util::{combinators::UnsyncBoxBody, BodyExt};
 use hyper::body::Body;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::shared::{linger, Shared};
+use super::shared::{drain_in_background, Shared};
 use crate::error::{incoming_error, BoxError};
 
 /// The incoming body of a body-mode tunnel, whatever its type: hyper's
@@ -76,15 +76,15 @@ impl Drop for TunnelReader {
     fn drop(&mut self) {
         // In body mode this side's stream lives while the incoming body
         // does (hyper's pipe task releases its sending handle once it has
-        // queued END_STREAM); an upgraded tunnel lingers in `Shared`'s drop.
-        if !self.shared.lingers() {
+        // queued END_STREAM); an upgraded tunnel drains from `Shared`'s drop.
+        if !self.shared.drains_on_drop() {
             return;
         }
         if let ReadInner::Body { body, .. } =
             std::mem::replace(&mut self.inner, ReadInner::Released)
         {
             let mut body = body.into_inner().unwrap_or_else(PoisonError::into_inner);
-            linger(self.shared.kind, async move {
+            drain_in_background(self.shared.kind, async move {
                 while let Some(Ok(_)) = body.frame().await {}
             });
         }
@@ -103,7 +103,7 @@ fn poll_read_body(
     loop {
         if !chunk.is_empty() {
             let n = chunk.len().min(buf.remaining());
-            mux_core::copy::put(buf, chunk.get(..n).unwrap_or_default());
+            buf.put_slice(chunk.get(..n).unwrap_or_default());
             chunk.advance(n);
             return Poll::Ready(Ok(()));
         }

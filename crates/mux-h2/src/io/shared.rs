@@ -1,7 +1,9 @@
 //! The state shared by a tunnel's reader, writer, outgoing body and reset
 //! handles: the reset code (one atomic, first reset wins), the wakers, and
 //! an upgraded connection behind a mutex. A reset or the last drop decides
-//! here whether the receiving side lingers (see [`DROP_LINGER`]).
+//! here whether the receiving side keeps draining in the background (see
+//! [`DROP_DRAIN_TIMEOUT`]). Also the tunnel's [`TunnelKind`] and the reset
+//! and drop constants.
 
 use std::{
     fmt,
@@ -13,6 +15,7 @@ use std::{
         Arc, Mutex, MutexGuard, PoisonError,
     },
     task::{ready, Context, Poll, Wake, Waker},
+    time::Duration,
 };
 
 use futures_util::task::AtomicWaker;
@@ -20,8 +23,48 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use mux_core::StreamError;
 
-use super::{TunnelKind, DEFAULT_RESET_CODE, DROP_LINGER};
 use crate::error::{upgraded_io_error, TunnelError};
+
+/// Which HTTP mechanism carries a tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TunnelKind {
+    /// An HTTP/2 request body and response body (POST or any non-CONNECT
+    /// method). Resets carry their code to the peer.
+    H2Body,
+    /// An HTTP/2 CONNECT stream, through hyper's upgrade API. hyper offers
+    /// no reset there: a reset ends the stream, see [`ResetHandle::reset`].
+    H2Connect,
+    /// An HTTP/1.1 connection taken over with `101 Switching Protocols`.
+    Http1Upgrade,
+}
+
+/// How long a tunnel dropped after a successful `poll_shutdown` keeps
+/// draining its receiving side, at most, so that its HTTP/2 stream stays
+/// open and what it wrote still goes out.
+///
+/// Once both halves of a tunnel (an [`H2Conn`](crate::H2Conn)) are dropped,
+/// its receiving side moves to a background task that reads and discards
+/// whatever the peer still sends, until the peer ends its side, resets the
+/// stream or the connection goes, or this long has passed. Without that,
+/// an HTTP/2 client would cancel the stream on drop (`RST_STREAM(CANCEL)`)
+/// and h2 would discard the DATA still queued behind the peer's flow-control
+/// window, although `poll_shutdown` had returned `Ok`. Like a TCP socket's
+/// orphan timeout (Linux's `tcp_fin_timeout`), it bounds what a peer that
+/// never ends its side can hold; data the peer has not taken by then is
+/// lost. A writer that must know everything arrived reads to EOF (or an
+/// application-level acknowledgement) before dropping.
+///
+/// Needs a tokio runtime with timers; a tunnel dropped outside a runtime,
+/// without a shutdown, or after a reset is released at once.
+pub const DROP_DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The RST_STREAM code of [`ResetHandle::reset`]: `INTERNAL_ERROR` (2).
+///
+/// Not `NO_ERROR` or `CANCEL`: hyper reports `NO_ERROR` to a body reader,
+/// and both to an upgraded reader, as a clean end of stream, which would
+/// hide the reset.
+pub const DEFAULT_RESET_CODE: u32 = 0x2;
 
 /// Wakers of the three parties that may wait on a tunnel.
 #[derive(Debug, Default)]
@@ -65,7 +108,8 @@ pub(crate) struct Shared {
     // 0 until reset, then `RESET_FLAG | code`: one atomic, so the first
     // reset's code is the one everybody sees.
     reset: AtomicU64,
-    // Set once `poll_shutdown` has succeeded: dropping then lingers.
+    // Set once `poll_shutdown` has succeeded: dropping then drains the
+    // receiving side in the background.
     pub(super) write_shut: AtomicBool,
     upgraded: Option<Mutex<UpState>>,
 }
@@ -110,9 +154,10 @@ impl Shared {
         })
     }
 
-    /// Whether the receiving side must outlive the tunnel: the writer shut
-    /// down cleanly and nothing reset the tunnel since.
-    pub(super) fn lingers(&self) -> bool {
+    /// Whether the receiving side must outlive the tunnel, draining in the
+    /// background: the writer shut down cleanly and nothing reset the
+    /// tunnel since.
+    pub(super) fn drains_on_drop(&self) -> bool {
         self.write_shut.load(Ordering::Acquire) && self.reset_code().is_none()
     }
 
@@ -194,7 +239,7 @@ impl Drop for Shared {
     fn drop(&mut self) {
         // The last reference to an upgraded tunnel: its reader, writer and
         // every `ResetHandle` are gone.
-        if !self.lingers() {
+        if !self.drains_on_drop() {
             return;
         }
         let Some(state) = self.upgraded.as_mut() else {
@@ -205,7 +250,7 @@ impl Drop for Shared {
             UpState::Gone,
         );
         if let UpState::Ready(mut io) = state {
-            linger(self.kind, async move {
+            drain_in_background(self.kind, async move {
                 let _ = tokio::io::copy(&mut io, &mut tokio::io::sink()).await;
             });
         }
@@ -213,20 +258,29 @@ impl Drop for Shared {
 }
 
 /// Keeps a dropped tunnel's receiving side alive in a task that runs `drain`
-/// for at most [`DROP_LINGER`]: while an HTTP/2 stream has a receiving
+/// for at most [`DROP_DRAIN_TIMEOUT`]: while an HTTP/2 stream has a receiving
 /// handle, h2 neither cancels it nor discards the DATA it still has to send.
 /// `drain` ends when the peer ends its side (the stream is then closed, and
 /// queued DATA still goes out), resets it, or the connection goes.
-pub(super) fn linger(kind: TunnelKind, drain: impl Future<Output = ()> + Send + 'static) {
+pub(super) fn drain_in_background(
+    kind: TunnelKind,
+    drain: impl Future<Output = ()> + Send + 'static,
+) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        tracing::debug!(?kind, "mux-h2: tunnel dropped outside a runtime; no linger");
+        tracing::debug!(
+            ?kind,
+            "mux-h2: tunnel dropped outside a runtime; not drained"
+        );
         return;
     };
     runtime.spawn(async move {
-        if tokio::time::timeout(DROP_LINGER, drain).await.is_err() {
+        if tokio::time::timeout(DROP_DRAIN_TIMEOUT, drain)
+            .await
+            .is_err()
+        {
             tracing::debug!(
                 ?kind,
-                "mux-h2: dropped tunnel's peer kept its side open past DROP_LINGER"
+                "mux-h2: dropped tunnel's peer kept its side open past DROP_DRAIN_TIMEOUT"
             );
         }
     });

@@ -7,7 +7,7 @@ use std::{
     task::{ready, Context, Poll},
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::Stream;
 use hyper::body::Frame;
 use mux_core::StreamError;
@@ -16,8 +16,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
 
 use super::shared::Shared;
-use super::MAX_CHUNK;
 use crate::error::{BodyError, TunnelError};
+
+/// The most bytes one `poll_write` accepts (a write of more is partial).
+///
+/// 16 KiB is HTTP/2's default maximum DATA frame, so a chunk maps onto one
+/// frame. It also caps each copy hyper's upgraded I/O makes per write.
+pub const MAX_CHUNK: usize = 16 * 1024;
 
 pub(super) enum WriteInner {
     Body { tx: PollSender<Bytes>, shut: bool },
@@ -30,8 +35,9 @@ pub(super) enum WriteInner {
 ///
 /// Once `poll_shutdown` has returned `Ok`, the tunnel may be dropped at once
 /// and every byte written before still reaches the peer, in order, followed
-/// by EOF, as with a TCP socket: the dropped tunnel's receiving side lingers
-/// in a background task for up to [`DROP_LINGER`](super::DROP_LINGER) (see there), so the
+/// by EOF, as with a TCP socket: the dropped tunnel's receiving side keeps
+/// draining in a background task for up to
+/// [`DROP_DRAIN_TIMEOUT`](super::shared::DROP_DRAIN_TIMEOUT) (see there), so the
 /// stream is not cancelled while data waits for the peer's window. Dropping
 /// without a shutdown, or after a reset, gives no such guarantee.
 ///
@@ -84,11 +90,7 @@ impl AsyncWrite for TunnelWriter {
                 if ready!(tx.poll_reserve(cx)).is_err() {
                     return Poll::Ready(Err(send_closed(*shut)));
                 }
-                // Through `mux_core::copy`: a muxer's payloads sit 5 bytes off
-                // their buffer's alignment, which stalls a plain copy on AMD.
-                let mut chunk = BytesMut::with_capacity(part.len());
-                mux_core::copy::extend(&mut chunk, part);
-                match tx.send_item(chunk.freeze()) {
+                match tx.send_item(Bytes::copy_from_slice(part)) {
                     Ok(()) => Poll::Ready(Ok(part.len())),
                     Err(_) => Poll::Ready(Err(send_closed(*shut))),
                 }

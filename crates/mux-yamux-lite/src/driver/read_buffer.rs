@@ -171,7 +171,7 @@ impl ReadBuffer {
         {
             self.carried = self.carried.saturating_add(self.buf.len());
         }
-        mux_core::copy::extend(&mut next, &self.buf);
+        crate::copy::extend(&mut next, &self.buf);
         let mut old = std::mem::replace(&mut self.buf, next);
         old.clear();
         self.retired.push_back(old);
@@ -185,7 +185,7 @@ impl ReadBuffer {
     ///
     /// The transport copies into the block, and on AMD CPUs that copy
     /// stalls when the block lies 1–63 bytes past the transport's own
-    /// buffer, modulo the page (see `mux_core::copy`). Transport buffers mostly
+    /// buffer, modulo the page (see `crate::copy`). Transport buffers mostly
     /// start at or just after a page boundary, and frames that are 5 bytes
     /// longer than a multiple of the page would otherwise walk each read's
     /// start into that window. Page-aligned starts made bulk transfer over

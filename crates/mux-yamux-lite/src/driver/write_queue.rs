@@ -91,7 +91,7 @@ impl WriteQueue {
                 n
             }
             (Frame::Data { payload, .. }, Some(n)) => {
-                mux_core::copy::extend(&mut self.scratch, &payload);
+                crate::copy::extend(&mut self.scratch, &payload);
                 if n >= COPY_BELOW {
                     self.spend(payload);
                 }
@@ -105,7 +105,7 @@ impl WriteQueue {
     /// Appends bytes as they are: the unsent rest of a frame a stream
     /// began writing itself (`WriteSide::write_direct`).
     pub(super) fn push_bytes(&mut self, bytes: &[u8]) {
-        mux_core::copy::extend(&mut self.scratch, bytes);
+        crate::copy::extend(&mut self.scratch, bytes);
         self.len = self.len.saturating_add(bytes.len());
     }
 

@@ -87,7 +87,7 @@ impl Chunks {
             return;
         }
         let q = self.inner(spares);
-        mux_core::copy::extend(&mut q.tail, data);
+        crate::copy::extend(&mut q.tail, data);
         q.len = q.len.saturating_add(data.len());
         q.tail_size = q
             .tail_size

@@ -102,7 +102,7 @@ impl Session {
             };
             let end = copied.saturating_add(chunk.len());
             if let Some(out) = dst.get_mut(copied..end) {
-                mux_core::copy::copy(out, &chunk);
+                crate::copy::copy(out, &chunk);
             }
             copied = end;
         }

@@ -1,27 +1,19 @@
-//! Large copies that stay fast on CPUs whose `rep movsb` stalls on 4K
-//! aliasing.
+//! Payload-sized copies that stay fast on CPUs whose `rep movsb` stalls on
+//! 4K aliasing.
 //!
 //! glibc copies more than about 2 KiB with `rep movsb` on CPUs that
 //! advertise fast string moves. On AMD Zen parts that instruction runs
 //! 15–20 times slower when the destination lies 1 to 63 bytes past the
-//! source, modulo 4096: measured here (2-vCPU AMD EPYC, glibc 2.36), a 64 KiB
-//! copy fell from 29 GB/s to 1.7 GB/s with the destination 5 bytes ahead
-//! (glibc bug 30994; microsoft/STL#5658 reports the same on Windows).
+//! source, modulo 4096 (glibc bug 30994; microsoft/STL#5658 reports the same
+//! on Windows).
 //!
 //! A muxer meets that case all the time rather than by bad luck: every
 //! payload sits behind a 5-byte frame header, so a payload's offset in one
-//! buffer and in the next differ by a small multiple of 5. On the bulk
-//! benchmark that made copies, not framing, 85% of the CPU time. When the
-//! offsets line up badly, these helpers copy in pieces below glibc's
-//! `rep movsb` threshold, which take the vector loop instead and run at full
-//! speed; otherwise they are one ordinary copy. Muxers and transports in
-//! this workspace use them for every payload-sized copy.
-//!
-//! ```
-//! let mut out = bytes::BytesMut::new();
-//! mux_core::copy::extend(&mut out, &[7u8; 64 * 1024]);
-//! assert_eq!(out.len(), 64 * 1024);
-//! ```
+//! buffer and in the next differ by a small multiple of 5. When the offsets
+//! line up badly, these helpers copy in pieces below glibc's `rep movsb`
+//! threshold, which take the vector loop instead and run at full speed;
+//! otherwise they are one ordinary copy. This crate uses them for every
+//! payload-sized copy.
 
 use bytes::{BufMut, BytesMut};
 use tokio::io::ReadBuf;
@@ -50,7 +42,7 @@ fn copy_to(at: usize, src: &[u8], mut put: impl FnMut(&[u8])) {
 
 /// Appends `src` to `dst`.
 #[inline]
-pub fn extend(dst: &mut BytesMut, src: &[u8]) {
+pub(crate) fn extend(dst: &mut BytesMut, src: &[u8]) {
     // Small copies (most frames of a chatty stream) skip the check.
     if src.len() <= PIECE {
         dst.extend_from_slice(src);
@@ -63,7 +55,7 @@ pub fn extend(dst: &mut BytesMut, src: &[u8]) {
 
 /// Appends `src` to the filled part of `dst`, which must have room.
 #[inline]
-pub fn put(dst: &mut ReadBuf<'_>, src: &[u8]) {
+pub(crate) fn put(dst: &mut ReadBuf<'_>, src: &[u8]) {
     if src.len() <= PIECE {
         dst.put_slice(src);
         return;
@@ -75,7 +67,7 @@ pub fn put(dst: &mut ReadBuf<'_>, src: &[u8]) {
 
 /// Copies `src` into `dst`, which must be as long.
 #[inline]
-pub fn copy(dst: &mut [u8], src: &[u8]) {
+pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
     if aliases(dst.as_ptr() as usize, src.as_ptr() as usize, src.len()) {
         for (d, s) in dst.chunks_mut(PIECE).zip(src.chunks(PIECE)) {
             d.copy_from_slice(s);

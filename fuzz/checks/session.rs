@@ -20,6 +20,7 @@
 )]
 
 use bytes::{Bytes, BytesMut};
+use mux_core::StreamId;
 use mux_frame::{FrameCodec, FrameError};
 use mux_yamux_lite::frame::{Flags, Frame, Hello};
 use mux_yamux_lite::session::{ProtocolError, Role, Session};
@@ -225,7 +226,7 @@ impl Harness {
                 self.deliver_raw(&raw);
             }
             7 => {
-                if let Ok(Some(id)) = self.session.open(now) {
+                if let Ok(Some(id)) = self.session.open(now).map(|o| o.map(StreamId::get)) {
                     assert!(
                         self.own_parity(id),
                         "open() returned id {id} of the peer's parity"
@@ -234,7 +235,7 @@ impl Harness {
                 }
             }
             8 => {
-                if let Ok(Some(id)) = self.session.accept() {
+                if let Ok(Some(id)) = self.session.accept().map(|o| o.map(StreamId::get)) {
                     assert!(!self.own_parity(id), "accept() returned own id {id}");
                     self.note_id(id);
                 }
@@ -243,7 +244,7 @@ impl Harness {
                 let id = self.pick_id(input);
                 let len = usize::from(input.byte()) * 4;
                 let data = vec![0xA5u8; len];
-                if let Ok(Some(n)) = self.session.write(id, &data) {
+                if let Ok(Some(n)) = self.session.write(StreamId(id), &data) {
                     assert!(n <= len, "write({len}) accepted {n}");
                 }
             }
@@ -251,27 +252,27 @@ impl Harness {
                 let id = self.pick_id(input);
                 let mut buf = vec![0u8; usize::from(input.byte())];
                 if let Ok(mux_yamux_lite::session::ReadOutcome::Data(n)) =
-                    self.session.read(id, &mut buf)
+                    self.session.read(StreamId(id), &mut buf)
                 {
                     assert!(n <= buf.len(), "read into {} bytes gave {n}", buf.len());
                 }
             }
             11 => {
                 let id = self.pick_id(input);
-                let _ = self.session.close_write(id);
+                let _ = self.session.close_write(StreamId(id));
             }
             12 => {
                 let id = self.pick_id(input);
-                let _ = self.session.close_read(id);
+                let _ = self.session.close_read(StreamId(id));
             }
             13 => {
                 let id = self.pick_id(input);
                 let code = input.amount();
-                self.session.reset(id, code);
+                self.session.reset(StreamId(id), code);
             }
             14 => {
                 let id = self.pick_id(input);
-                self.session.detach(id, now);
+                self.session.detach(StreamId(id), now);
             }
             15 => self.session.close(now),
             16 => {
@@ -300,7 +301,7 @@ impl Harness {
             19 => self.drain(),
             20 => {
                 let id = self.pick_id(input);
-                let _ = self.session.flush(id);
+                let _ = self.session.flush(StreamId(id));
             }
             _ => {
                 // Pull a few frames only, leaving the rest queued.

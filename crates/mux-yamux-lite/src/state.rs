@@ -8,6 +8,8 @@
 
 use std::task::{Context, Waker};
 
+use mux_core::StreamId;
+
 use crate::payload_pool::PayloadPool;
 use crate::session::{Event, Session};
 use crate::StreamMap;
@@ -67,16 +69,17 @@ impl ConnState {
         }
     }
 
-    pub(crate) fn register_read(&mut self, id: u32, cx: &Context<'_>) {
-        register(&mut self.read_wakers, id, cx);
+    pub(crate) fn register_read(&mut self, id: StreamId, cx: &Context<'_>) {
+        register(&mut self.read_wakers, id.get(), cx);
     }
 
-    pub(crate) fn register_write(&mut self, id: u32, cx: &Context<'_>) {
-        register(&mut self.write_wakers, id, cx);
+    pub(crate) fn register_write(&mut self, id: StreamId, cx: &Context<'_>) {
+        register(&mut self.write_wakers, id.get(), cx);
     }
 
     /// Wakes whatever task waits on stream `id`, in either direction.
-    pub(crate) fn wake_stream(&mut self, id: u32) {
+    pub(crate) fn wake_stream(&mut self, id: StreamId) {
+        let id = id.get();
         let wakers = [self.read_wakers.remove(&id), self.write_wakers.remove(&id)];
         for w in wakers.into_iter().flatten() {
             w.wake();
@@ -93,7 +96,8 @@ impl ConnState {
         self.write_wakers.shrink_to(0);
     }
 
-    pub(crate) fn forget_stream(&mut self, id: u32) {
+    pub(crate) fn forget_stream(&mut self, id: StreamId) {
+        let id = id.get();
         self.read_wakers.remove(&id);
         self.write_wakers.remove(&id);
     }
@@ -129,8 +133,8 @@ impl ConnState {
     pub(crate) fn collect_wakers(&mut self, out: &mut Vec<Waker>) {
         while let Some(event) = self.session.poll_event() {
             match event {
-                Event::Readable(id) => out.extend(self.read_wakers.remove(&id)),
-                Event::Writable(id) => out.extend(self.write_wakers.remove(&id)),
+                Event::Readable(id) => out.extend(self.read_wakers.remove(&id.get())),
+                Event::Writable(id) => out.extend(self.write_wakers.remove(&id.get())),
                 Event::Incoming => self.accept_wakers.drain_into(out),
                 Event::OpenReady => self.open_wakers.drain_into(out),
                 Event::StateChanged => self.wake_all_into(out),

@@ -33,7 +33,7 @@ use crate::state::{now, ConnState};
 ///   writes stay batched.
 #[derive(Debug)]
 pub struct Stream {
-    id: u32,
+    id: StreamId,
     link: Arc<Link>,
     /// Created on first use: most streams never set a deadline, and an
     /// idle stream should cost as little as possible.
@@ -56,7 +56,7 @@ pub struct Stream {
 }
 
 impl Stream {
-    pub(crate) fn new(id: u32, link: Arc<Link>) -> Self {
+    pub(crate) fn new(id: StreamId, link: Arc<Link>) -> Self {
         Self {
             id,
             link,
@@ -95,7 +95,7 @@ impl Stream {
     fn poll_write_side(
         &mut self,
         cx: &mut Context<'_>,
-        op: fn(&mut crate::session::Session, u32) -> Result<bool, StreamError>,
+        op: fn(&mut crate::session::Session, StreamId) -> Result<bool, StreamError>,
     ) -> Poll<io::Result<()>> {
         self.check_deadline(Direction::Write)?;
         {
@@ -202,7 +202,7 @@ impl Stream {
 /// (the driver told), or `None` with the writer registered to wait.
 fn finish_write<E: Into<io::Error>>(
     guard: &mut ConnState,
-    id: u32,
+    id: StreamId,
     cx: &mut Context<'_>,
     written: Result<Option<usize>, E>,
 ) -> Option<io::Result<usize>> {
@@ -269,7 +269,7 @@ impl AsyncWrite for Stream {
 
 impl MuxedStream for Stream {
     fn id(&self) -> StreamId {
-        StreamId(self.id)
+        self.id
     }
 
     fn close_read(&mut self) -> io::Result<()> {

@@ -14,13 +14,14 @@ mod support;
 
 use std::time::Instant;
 
+use mux_core::StreamId;
 use mux_yamux_lite::frame::{Flags, Frame};
 use mux_yamux_lite::session::{ReadOutcome, Session};
 use mux_yamux_lite::{Config, Role};
 use support::{deliver, exchange_hellos};
 
 /// A client with one open stream, hellos exchanged.
-fn connected(now: Instant) -> (Session, Session, u32) {
+fn connected(now: Instant) -> (Session, Session, StreamId) {
     let mut client = Session::new(Role::Client, Config::default(), now);
     let mut server = Session::new(Role::Server, Config::default(), now);
     exchange_hellos(&mut client, &mut server, now);
@@ -128,7 +129,7 @@ fn syns_leave_in_id_order_whether_or_not_the_stream_has_data() {
         }
         server.handle_frame(frame, now);
     }
-    assert_eq!(syns, [first, second, third]);
+    assert_eq!(syns, [first.get(), second.get(), third.get()]);
     assert!(
         server.closed_reason().is_none(),
         "{:?}",

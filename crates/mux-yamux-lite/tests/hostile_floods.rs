@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use mux_core::MuxedStream;
+use mux_core::{MuxedStream, StreamId};
 use mux_yamux_lite::frame::{go_away, reset_code, Flags, Frame};
 use mux_yamux_lite::session::ProtocolError;
 use mux_yamux_lite::Role;
@@ -105,7 +105,7 @@ fn cancelling_before_accept_trips_the_limit_only_while_it_outnumbers_accepted_st
     // fewer than the ten accepted.
     for id in ids.by_ref().take(10) {
         server.handle_frame(syn(id), now);
-        assert_eq!(server.accept().unwrap(), Some(id));
+        assert_eq!(server.accept().unwrap(), Some(StreamId(id)));
     }
     open_and_cancel(&mut server, 8, &mut ids);
     assert!(

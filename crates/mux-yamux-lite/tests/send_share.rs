@@ -12,12 +12,13 @@ mod support;
 
 use std::time::Instant;
 
+use mux_core::StreamId;
 use mux_yamux_lite::session::{Session, MIN_SEND_SHARE};
 use mux_yamux_lite::{Config, Role};
 use support::exchange_hellos;
 
 /// Writes until the stream's buffer is full; returns the bytes queued.
-fn fill(session: &mut Session, id: u32) -> usize {
+fn fill(session: &mut Session, id: StreamId) -> usize {
     let chunk = [7u8; 4096];
     let mut queued = 0;
     while let Some(n) = session.write(id, &chunk).unwrap() {
@@ -35,7 +36,7 @@ fn many_writers_share_the_connection_budget_and_none_starves() {
     let mut peer = Session::new(Role::Server, config, now);
     // The hellos: until the peer's arrives, nothing may be sent.
     exchange_hellos(&mut session, &mut peer, now);
-    let ids: Vec<u32> = (0..100)
+    let ids: Vec<StreamId> = (0..100)
         .map(|_| session.open(now).unwrap().expect("an open slot"))
         .collect();
     let queued: Vec<usize> = ids.iter().map(|&id| fill(&mut session, id)).collect();

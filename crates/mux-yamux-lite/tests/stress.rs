@@ -391,7 +391,7 @@ async fn echo_over_tcp_is_intact_with_no_or_two_read_blocks_kept() {
 async fn a_writer_that_keeps_sending_to_a_dropped_stream_over_tcp_is_reset_and_still_reads_the_answer(
 ) {
     let mut config = Config::default();
-    // Only the dropped-stream rule, not the linger deadline, can end the writer.
+    // Only the dropped-stream rule, not the close_timeout deadline, can end the writer.
     config.close_timeout = Duration::from_secs(3600);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

@@ -350,8 +350,8 @@ async fn send_zeros(peer: &mut support::RawPeer, id: u32, mut len: usize) {
     }
 }
 
-/// A config whose linger never ends a test: only the dropped-stream rule can.
-fn long_linger() -> Config {
+/// A config whose close_timeout never ends a test: only the dropped-stream rule can.
+fn long_close_timeout() -> Config {
     let mut c = quiet_config();
     c.close_timeout = std::time::Duration::from_secs(3600);
     c
@@ -361,7 +361,7 @@ fn long_linger() -> Config {
 /// drops it; the answer and FIN go out first, as for any dropped stream.
 #[allow(clippy::unwrap_used)]
 async fn answer_and_drop() -> (mux_yamux_lite::Connection, support::RawPeer, Hello) {
-    let (conn, mut peer) = connect(Role::Server, long_linger());
+    let (conn, mut peer) = connect(Role::Server, long_close_timeout());
     let h = peer.handshake().await;
     peer.send(data(1, Flags::SYN, b"request")).await;
     let mut s = conn.accept_stream().await.unwrap();

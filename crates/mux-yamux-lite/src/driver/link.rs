@@ -9,6 +9,7 @@
 //!
 //! Lock order: `write` first, then `state`.
 
+use mux_core::StreamId;
 use parking_lot::{Mutex, MutexGuard};
 use std::io;
 use std::task::Context;
@@ -36,12 +37,6 @@ pub(crate) enum SentNow {
     Handed(usize),
 }
 
-/// Rounds of [`SPINS_PER_ROUND`] spin hints a locker waits for the lock
-/// to come free before it parks its thread (a few microseconds).
-const SPIN_ROUNDS: u32 = 8;
-/// Spin hints between two looks at the lock.
-const SPINS_PER_ROUND: u32 = 64;
-
 impl Link {
     pub(crate) fn new(state: ConnState, write: WriteSide) -> Self {
         Self {
@@ -51,40 +46,13 @@ impl Link {
         }
     }
 
-    /// Locks the connection's state.
-    ///
-    /// `parking_lot`'s mutex: it does not poison, since every critical
-    /// section leaves the session consistent between statements that can
-    /// panic (none should), and refusing service forever after a panic
-    /// would be worse. A contended locker first waits a few microseconds,
-    /// trying the lock between spin hints, before it parks its thread:
-    /// every critical section here is short and does no I/O, so the holder
-    /// is running and done soon, while parking costs a futex sleep and a
-    /// wake. The wait is bounded, so a preempted holder costs a waiter only
-    /// those microseconds. docs/DECISIONS.md has the measurement.
+    /// Locks the connection's state. `parking_lot`'s mutex: it does not
+    /// poison, since every critical section leaves the session consistent
+    /// between statements that can panic (none should), and refusing
+    /// service forever after a panic would be worse. No critical section
+    /// does I/O.
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
-        match self.state.try_lock() {
-            Some(guard) => guard,
-            None => self.lock_contended(),
-        }
-    }
-
-    /// [`lock`](Self::lock) once the lock was found taken: kept out of line
-    /// so the uncontended path stays as short as `parking_lot`'s own.
-    #[cold]
-    #[inline(never)]
-    fn lock_contended(&self) -> MutexGuard<'_, ConnState> {
-        for _ in 0..SPIN_ROUNDS {
-            for _ in 0..SPINS_PER_ROUND {
-                std::hint::spin_loop();
-            }
-            // `try_lock` reads the lock before it tries to take it, so a
-            // locked one costs the holder no cache-line transfer.
-            if let Some(guard) = self.state.try_lock() {
-                return guard;
-            }
-        }
         self.state.lock()
     }
 
@@ -96,7 +64,7 @@ impl Link {
     /// for the write side: if the driver is writing, queuing is as good.
     pub(crate) fn try_send_now(
         &self,
-        id: u32,
+        id: StreamId,
         data: &[u8],
         cx: &mut Context<'_>,
     ) -> Option<io::Result<SentNow>> {

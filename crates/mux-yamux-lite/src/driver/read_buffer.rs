@@ -19,7 +19,7 @@
 //! faulting in fresh ones a moment later: a single bulk stream keeps three
 //! or four blocks in rotation.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -31,13 +31,9 @@ const BLOCK: usize = 256 * 1024;
 const MIN_ROOM: usize = 64 * 1024;
 /// The least a read asks for, unless it finishes a frame exactly.
 const MIN_READ: usize = 16 * 1024;
-/// Reads that hold no partial frame start at a multiple of this, while
-/// reads are large: one of the last [`SMALL_READS_TO_STOP`] returned at
-/// least [`ALIGN_AFTER`] bytes.
-const PAGE: usize = 4096;
 /// A read returning at least this much counts as large.
-const ALIGN_AFTER: usize = 16 * 1024;
-/// Small reads in a row after which reads are no longer aligned (one
+const LARGE_READ: usize = 16 * 1024;
+/// Small reads in a row after which reads no longer count as large (one
 /// small read often finishes what a large one began).
 const SMALL_READS_TO_STOP: u8 = 4;
 /// How long nothing must have been read before the blocks are let go.
@@ -70,7 +66,7 @@ pub(crate) struct ReadBuffer {
     carried: usize,
     /// A read returned data since the last `trim`.
     read_since_trim: bool,
-    /// Reads in a row that returned less than [`ALIGN_AFTER`] bytes.
+    /// Reads in a row that returned less than [`LARGE_READ`] bytes.
     small_reads: u8,
     /// The last `trim` returned [`Trim::Later`]: the next one, an idle
     /// spell later, decides.
@@ -106,8 +102,9 @@ impl ReadBuffer {
     /// Makes room for the next read and says how much it may take, or
     /// `None`, doing nothing, while a whole frame waits to be decoded and
     /// either the block is short of room (carrying whole frames would copy
-    /// up to a block) or reads are large (decoding first lets the next read
-    /// start page-aligned, see [`Self::align_start`]). Small reads go on
+    /// up to a block) or reads are large (one of the last
+    /// [`SMALL_READS_TO_STOP`] returned at least [`LARGE_READ`] bytes), so
+    /// bulk frames reach their streams a read sooner. Small reads go on
     /// back to back: a turn per read would cost a chatty connection half
     /// as many instructions again.
     ///
@@ -132,9 +129,6 @@ impl ReadBuffer {
                 Some(rest) if rest <= room => return Some(rest),
                 _ => self.swap(),
             }
-        }
-        if bulk {
-            self.align_start();
         }
         let room = self.room();
         Some(room.saturating_sub(self.max_frame).max(MIN_READ).min(room))
@@ -180,30 +174,6 @@ impl ReadBuffer {
         }
     }
 
-    /// Starts a read that holds no partial frame at a page boundary, while
-    /// reads are large.
-    ///
-    /// The transport copies into the block, and on AMD CPUs that copy
-    /// stalls when the block lies 1–63 bytes past the transport's own
-    /// buffer, modulo the page (see `crate::copy`). Transport buffers mostly
-    /// start at or just after a page boundary, and frames that are 5 bytes
-    /// longer than a multiple of the page would otherwise walk each read's
-    /// start into that window. Page-aligned starts made bulk transfer over
-    /// an in-memory pipe twice as fast. They cost up to a page of the block
-    /// and of zeroing per read, which only large reads can afford (small
-    /// messages took 36% more instructions), and copies below 2 KiB never
-    /// stall.
-    fn align_start(&mut self) {
-        if !self.buf.is_empty() {
-            return;
-        }
-        let pad = (self.buf.as_ptr() as usize).wrapping_neg() & (PAGE - 1);
-        if pad > 0 && self.buf.capacity() >= pad.saturating_add(MIN_ROOM) {
-            self.buf.put_bytes(0, pad);
-            self.buf.advance(pad);
-        }
-    }
-
     /// Whether a whole frame is buffered, undecoded.
     fn holds_frame(&self, layout: &dyn Layout) -> bool {
         layout
@@ -214,7 +184,7 @@ impl ReadBuffer {
     /// Records that a read returned data.
     pub(crate) fn note_read(&mut self, len: usize) {
         self.read_since_trim = true;
-        self.small_reads = if len >= ALIGN_AFTER {
+        self.small_reads = if len >= LARGE_READ {
             0
         } else {
             self.small_reads.saturating_add(1)
@@ -277,57 +247,9 @@ mod tests {
         rb.buf.extend_from_slice(&vec![7u8; n.min(room)]);
     }
 
-    /// Whether two addresses lie in the same block (reads start up to a
-    /// page into it).
+    /// Whether two addresses lie in the same block (within its first page).
     fn same_block(a: *const u8, b: *const u8) -> bool {
-        (a as usize).abs_diff(b as usize) < PAGE
-    }
-
-    #[test]
-    fn a_read_with_no_partial_frame_starts_on_a_page_boundary() {
-        let mut rb = ReadBuffer::new(64 * 1024 + 5, KEPT);
-        rb.make_room(&*LITE);
-        rb.buf.extend_from_slice(&[1u8; 100]);
-        rb.note_read(100);
-        drop(rb.buf.split());
-        rb.make_room(&*LITE);
-        assert_ne!(
-            rb.buf.as_ptr() as usize % PAGE,
-            0,
-            "small reads are not aligned"
-        );
-        rb.note_read(ALIGN_AFTER);
-        rb.note_read(100);
-        rb.buf.extend_from_slice(&[1u8; 100]);
-        drop(rb.buf.split());
-        rb.make_room(&*LITE);
-        assert_eq!(
-            rb.buf.as_ptr() as usize % PAGE,
-            0,
-            "one small read after a large one"
-        );
-        for _ in 0..SMALL_READS_TO_STOP {
-            rb.note_read(100);
-        }
-        rb.buf.extend_from_slice(&[1u8; 100]);
-        drop(rb.buf.split());
-        rb.make_room(&*LITE);
-        assert_ne!(rb.buf.as_ptr() as usize % PAGE, 0, "a run of small reads");
-        rb.note_read(ALIGN_AFTER);
-        rb.make_room(&*LITE);
-        assert_eq!(rb.buf.as_ptr() as usize % PAGE, 0);
-        assert!(rb.buf.capacity() >= MIN_ROOM);
-        rb.buf.extend_from_slice(&[1u8; 1000]);
-        drop(rb.buf.split_to(990));
-        rb.make_room(&*LITE);
-        assert_ne!(
-            rb.buf.as_ptr() as usize % PAGE,
-            0,
-            "a partial frame stays put"
-        );
-        drop(rb.buf.split_to(10));
-        rb.make_room(&*LITE);
-        assert_eq!(rb.buf.as_ptr() as usize % PAGE, 0);
+        (a as usize).abs_diff(b as usize) < 4096
     }
 
     /// Feeds `frames` frames of `frame_len` bytes (header included) as a

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use std::time::Instant;
 
-use mux_core::{ConnError, StreamError};
+use mux_core::{ConnError, StreamError, StreamId};
 
 use super::stream::Stream;
 use super::{
@@ -19,7 +19,7 @@ impl Session {
     /// Opens an outbound stream. `Ok(None)` means "wait for
     /// [`Event::OpenReady`]": too many opens await ACK, or the peer's
     /// stream limit is reached.
-    pub fn open(&mut self, now: Instant) -> Result<Option<u32>, ConnError> {
+    pub fn open(&mut self, now: Instant) -> Result<Option<StreamId>, ConnError> {
         self.check_can_open()?;
         let peer_limit = self.peer.map_or(usize::MAX, |h| {
             usize::try_from(h.max_inbound_streams).unwrap_or(usize::MAX)
@@ -37,7 +37,7 @@ impl Session {
             .push_back((now.checked_add(self.config.open_timeout).unwrap_or(now), id));
         self.enqueue_ctrl(id);
         tracing::trace!(stream = id, "open");
-        Ok(Some(id))
+        Ok(Some(StreamId(id)))
     }
 
     fn check_can_open(&self) -> Result<(), ConnError> {
@@ -58,7 +58,7 @@ impl Session {
 
     /// Takes the next inbound stream from the backlog (and owes it an ACK).
     /// `Ok(None)` means "wait for [`Event::Incoming`]".
-    pub fn accept(&mut self) -> Result<Option<u32>, ConnError> {
+    pub fn accept(&mut self) -> Result<Option<StreamId>, ConnError> {
         while let Some(id) = self.accept_queue.pop_front() {
             let Some(s) = self.streams.get_mut(&id) else {
                 continue;
@@ -66,7 +66,7 @@ impl Session {
             s.on_accept();
             queue_ctrl(&mut self.ctrl_queue, id, s);
             self.accepted = self.accepted.saturating_add(1);
-            return Ok(Some(id));
+            return Ok(Some(StreamId(id)));
         }
         match &self.lifecycle {
             Lifecycle::Closed(e) => Err(e.clone()),
@@ -88,11 +88,12 @@ impl Session {
     }
 
     /// Copies received bytes of stream `id` into `dst`.
-    pub fn read(&mut self, id: u32, dst: &mut [u8]) -> Result<ReadOutcome, StreamError> {
+    pub fn read(&mut self, id: StreamId, dst: &mut [u8]) -> Result<ReadOutcome, StreamError> {
+        let id = id.get();
         let mut copied = 0usize;
         loop {
             let room = dst.len().saturating_sub(copied);
-            let chunk = match self.read_chunk(id, room) {
+            let chunk = match self.read_chunk(StreamId(id), room) {
                 Ok(ReadChunk::Data(chunk)) if !chunk.is_empty() => chunk,
                 Ok(_) | Err(_) if copied > 0 => return Ok(ReadOutcome::Data(copied)),
                 Ok(ReadChunk::Data(_)) => return Ok(ReadOutcome::Data(0)),
@@ -111,8 +112,10 @@ impl Session {
     /// Takes up to `max` received bytes of stream `id` without copying
     /// them, so the caller can copy after releasing any lock. The chunk
     /// may be shorter than `max` where a received frame ends.
-    pub fn read_chunk(&mut self, id: u32, max: usize) -> Result<ReadChunk, StreamError> {
-        self.read_chunk_and_rest(id, max).map(|(chunk, _)| chunk)
+    pub fn read_chunk(&mut self, id: StreamId, max: usize) -> Result<ReadChunk, StreamError> {
+        let id = id.get();
+        self.read_chunk_and_rest(StreamId(id), max)
+            .map(|(chunk, _)| chunk)
     }
 
     /// [`read_chunk`](Self::read_chunk), and whether received bytes remain
@@ -120,9 +123,10 @@ impl Session {
     /// without asking again only to find nothing.
     pub(crate) fn read_chunk_and_rest(
         &mut self,
-        id: u32,
+        id: StreamId,
         max: usize,
     ) -> Result<(ReadChunk, bool), StreamError> {
+        let id = id.get();
         let closed = self.closed_error();
         let s = stream_in(&mut self.streams, &self.lifecycle, id)?;
         let Some(chunk) = s.on_read(max, &mut self.spares)? else {
@@ -141,7 +145,8 @@ impl Session {
 
     /// How many bytes a write to `id` may queue now (0: wait for
     /// [`Event::Writable`]), or why it cannot write at all.
-    pub fn write_room(&mut self, id: u32) -> Result<usize, StreamError> {
+    pub fn write_room(&mut self, id: StreamId) -> Result<usize, StreamError> {
+        let id = id.get();
         let closed = self.closed_error();
         let limit = self.send_limit();
         self.stream_mut(id)?.write_room(limit, closed)
@@ -163,8 +168,9 @@ impl Session {
 
     /// Queues bytes on stream `id`. `Ok(None)` means the send buffer is full:
     /// wait for [`Event::Writable`].
-    pub fn write(&mut self, id: u32, data: &[u8]) -> Result<Option<usize>, StreamError> {
-        let n = self.write_room(id)?.min(data.len());
+    pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<Option<usize>, StreamError> {
+        let id = id.get();
+        let n = self.write_room(StreamId(id))?.min(data.len());
         if n == 0 && !data.is_empty() {
             return Ok(None);
         }
@@ -178,8 +184,13 @@ impl Session {
     /// Like [`write`](Self::write), but takes ownership of the bytes so they
     /// are framed without another copy. Bytes beyond the room are dropped
     /// and not counted.
-    pub fn write_chunk(&mut self, id: u32, mut chunk: Bytes) -> Result<Option<usize>, StreamError> {
-        let n = self.write_room(id)?.min(chunk.len());
+    pub fn write_chunk(
+        &mut self,
+        id: StreamId,
+        mut chunk: Bytes,
+    ) -> Result<Option<usize>, StreamError> {
+        let id = id.get();
+        let n = self.write_room(StreamId(id))?.min(chunk.len());
         if n == 0 && !chunk.is_empty() {
             return Ok(None);
         }
@@ -199,7 +210,8 @@ impl Session {
     /// Committed is as far as the session can promise (a framed byte may
     /// still sit in the write queue), and waiting for the framing itself
     /// would cost the writer a wakeup per flush for nothing more.
-    pub fn flush(&mut self, id: u32) -> Result<bool, StreamError> {
+    pub fn flush(&mut self, id: StreamId) -> Result<bool, StreamError> {
+        let id = id.get();
         let closed = self.closed_error();
         let peer_known = self.peer.is_some();
         self.stream_mut(id)?.flush(peer_known, closed)
@@ -209,7 +221,8 @@ impl Session {
     /// `Ok(true)` once the FIN is committed (framed, or queued behind bytes
     /// the peer's window already admits, as in [`flush`](Self::flush));
     /// `Ok(false)` means wait for [`Event::Writable`].
-    pub fn close_write(&mut self, id: u32) -> Result<bool, StreamError> {
+    pub fn close_write(&mut self, id: StreamId) -> Result<bool, StreamError> {
+        let id = id.get();
         let closed = self.closed_error();
         let peer_known = self.peer.is_some();
         let s = stream_in(&mut self.streams, &self.lifecycle, id)?;
@@ -226,18 +239,20 @@ impl Session {
 
     /// Closes the read side of `id`: buffered bytes are dropped (and their
     /// credit returned), later ones discarded, reads fail with `ReadClosed`.
-    pub fn close_read(&mut self, id: u32) -> Result<(), StreamError> {
+    pub fn close_read(&mut self, id: StreamId) -> Result<(), StreamError> {
+        let id = id.get();
         let s = stream_in(&mut self.streams, &self.lifecycle, id)?;
         if !s.on_close_read() {
             return Ok(());
         }
         Self::maybe_window_update(&mut self.ctrl_queue, id, s);
-        self.events.push_back(Event::Readable(id));
+        self.events.push_back(Event::Readable(StreamId(id)));
         Ok(())
     }
 
     /// Resets `id` with `code`. A no-op on a finished or already reset stream.
-    pub fn reset(&mut self, id: u32, code: u32) {
+    pub fn reset(&mut self, id: StreamId, code: u32) {
+        let id = id.get();
         let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
@@ -252,7 +267,8 @@ impl Session {
     /// `close_timeout` to finish before they are reset; they return no more
     /// credit, so a peer that spends what it holds is reset with
     /// [`DROPPED`](crate::frame::reset_code::DROPPED) at once.
-    pub fn detach(&mut self, id: u32, now: Instant) {
+    pub fn detach(&mut self, id: StreamId, now: Instant) {
+        let id = id.get();
         let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
@@ -260,9 +276,9 @@ impl Session {
             if fin_queued {
                 queue_data(&mut self.data_queue, id, s);
             }
-            let _ = self.close_read(id);
+            let _ = self.close_read(StreamId(id));
             let deadline = now.checked_add(self.config.close_timeout).unwrap_or(now);
-            self.linger_deadlines.push_back((deadline, id));
+            self.detached_deadlines.push_back((deadline, id));
         }
         self.after_change(id);
     }

@@ -8,7 +8,7 @@ use super::stream::{PeerFault, Stream};
 use super::{queue_data, Event, Lifecycle, ProtocolError, Session};
 use crate::config::MAX_WINDOW;
 use crate::frame::{go_away, reset_code, Flags, Frame, Hello};
-use mux_core::ConnError;
+use mux_core::{ConnError, StreamId};
 
 impl Session {
     /// Feeds one decoded frame from the peer.
@@ -236,7 +236,7 @@ impl Session {
         }
         if let Some(payload) = payload.filter(|p| !p.is_empty()) {
             match s.on_data_received(payload, &mut self.spares) {
-                Ok(true) => self.events.push_back(Event::Readable(id)),
+                Ok(true) => self.events.push_back(Event::Readable(StreamId(id))),
                 // Discarded; the credit goes back only while a handle
                 // exists (`Stream::on_consumed`).
                 Ok(false) => Self::maybe_window_update(&mut self.ctrl_queue, id, s),
@@ -246,7 +246,7 @@ impl Session {
         if delta > 0 {
             match s.on_window_update(delta) {
                 // A writer may be waiting on the empty window.
-                Ok(true) => self.events.push_back(Event::Writable(id)),
+                Ok(true) => self.events.push_back(Event::Writable(StreamId(id))),
                 Ok(false) => {}
                 Err(fault) => return self.on_peer_fault(id, fault),
             }
@@ -256,7 +256,7 @@ impl Session {
             if let Err(fault) = s.on_fin_received() {
                 return self.on_peer_fault(id, fault);
             }
-            self.events.push_back(Event::Readable(id));
+            self.events.push_back(Event::Readable(StreamId(id)));
         }
         self.after_change(id);
         Ok(())
@@ -319,8 +319,8 @@ impl Session {
                 return Err(ProtocolError::TooManyResets);
             }
         }
-        self.events.push_back(Event::Readable(id));
-        self.events.push_back(Event::Writable(id));
+        self.events.push_back(Event::Readable(StreamId(id)));
+        self.events.push_back(Event::Writable(StreamId(id)));
         self.after_change(id);
         Ok(())
     }

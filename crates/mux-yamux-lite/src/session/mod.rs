@@ -15,26 +15,26 @@
 //! - `inbound`: what each received frame does;
 //! - `outbound`: what goes on the wire next, in priority order;
 //! - `shutdown`: the graceful close, the abort, and the timers;
-//! - [`stream`]: per-stream state, its transitions and flow control;
+//! - `stream`: per-stream state, its transitions and flow control;
 //!   `counts`: the connection's stream counts and receive budget; `chunks`:
-//!   the byte queues; [`error`]: peer faults; `invariants`: what fuzzers
+//!   the byte queues; `error`: peer faults ([`ProtocolError`]); `invariants`: what fuzzers
 //!   check.
 
 mod chunks;
 mod commands;
 mod counts;
-pub mod error;
+mod error;
 mod inbound;
 mod invariants;
 mod outbound;
 mod shutdown;
-pub mod stream;
+mod stream;
 
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use mux_core::{ConnError, StreamError};
+use mux_core::{ConnError, StreamError, StreamId};
 
 use crate::config::Config;
 use crate::frame::{Frame, Hello};
@@ -79,9 +79,9 @@ impl Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// A stream got data, FIN or a reset.
-    Readable(u32),
+    Readable(StreamId),
     /// A stream got window, buffer space, framed its FIN, or was reset.
-    Writable(u32),
+    Writable(StreamId),
     /// A new inbound stream waits in the accept backlog.
     Incoming,
     /// An outbound open slot freed up.
@@ -172,7 +172,7 @@ pub struct Session {
     last_recv: Instant,
 
     open_deadlines: VecDeque<(Instant, u32)>,
-    linger_deadlines: VecDeque<(Instant, u32)>,
+    detached_deadlines: VecDeque<(Instant, u32)>,
 
     empty_frames: u32,
     reset_before_accept: u32,
@@ -210,7 +210,7 @@ impl Session {
             rtt: None,
             last_recv: now,
             open_deadlines: VecDeque::new(),
-            linger_deadlines: VecDeque::new(),
+            detached_deadlines: VecDeque::new(),
             empty_frames: 0,
             reset_before_accept: 0,
             accepted: 0,
@@ -357,8 +357,8 @@ impl Session {
         if peer_knows && !closed {
             self.control.push_back(Frame::Reset { id, code });
         }
-        self.events.push_back(Event::Readable(id));
-        self.events.push_back(Event::Writable(id));
+        self.events.push_back(Event::Readable(StreamId(id)));
+        self.events.push_back(Event::Writable(StreamId(id)));
         self.after_change(id);
     }
 
@@ -420,7 +420,7 @@ impl Session {
         shrink_deque(&mut self.data_queue);
         shrink_deque(&mut self.events);
         shrink_deque(&mut self.open_deadlines);
-        shrink_deque(&mut self.linger_deadlines);
+        shrink_deque(&mut self.detached_deadlines);
     }
 }
 
@@ -473,7 +473,7 @@ mod tests {
         let now = Instant::now();
         let mut session = Session::new(Role::Client, Config::default(), now);
         session.next_local_id = Some(u32::MAX);
-        assert_eq!(session.open(now).unwrap(), Some(u32::MAX));
+        assert_eq!(session.open(now).unwrap(), Some(StreamId(u32::MAX)));
         assert!(matches!(
             session.open(now),
             Err(ConnError::StreamIdsExhausted)
@@ -488,9 +488,9 @@ mod tests {
         let now = Instant::now();
         let mut client = Session::new(Role::Client, Config::default(), now);
         let mut server = Session::new(Role::Server, Config::default(), now);
-        assert_eq!(client.open(now).unwrap(), Some(1));
-        assert_eq!(client.open(now).unwrap(), Some(3));
-        assert_eq!(server.open(now).unwrap(), Some(2));
-        assert_eq!(server.open(now).unwrap(), Some(4));
+        assert_eq!(client.open(now).unwrap(), Some(StreamId(1)));
+        assert_eq!(client.open(now).unwrap(), Some(StreamId(3)));
+        assert_eq!(server.open(now).unwrap(), Some(StreamId(2)));
+        assert_eq!(server.open(now).unwrap(), Some(StreamId(4)));
     }
 }

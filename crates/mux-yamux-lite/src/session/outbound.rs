@@ -15,6 +15,8 @@
 use std::time::{Duration, Instant};
 
 use super::stream::CtrlTurn;
+use mux_core::StreamId;
+
 use super::{queue_data, Event, Lifecycle, Session};
 use crate::frame::{Flags, Frame, Hello};
 
@@ -123,7 +125,7 @@ impl Session {
         let (flags, payload) = s.on_data_turn(max_payload, &mut self.spares)?;
         queue_data(&mut self.data_queue, id, s);
         self.count_payload_sent(payload.len());
-        self.events.push_back(Event::Writable(id));
+        self.events.push_back(Event::Writable(StreamId(id)));
         Some(Frame::Data { id, flags, payload })
     }
 
@@ -168,7 +170,8 @@ impl Session {
     /// send buffer is empty, its write side open, and the peer's window has
     /// room. `None`: write through [`Session::write`] as usual (which also
     /// reports why a write cannot be made at all).
-    pub(crate) fn frame_now(&mut self, id: u32, max: usize) -> Option<FramedNow> {
+    pub(crate) fn frame_now(&mut self, id: StreamId, max: usize) -> Option<FramedNow> {
+        let id = id.get();
         if max == 0 || self.peer.is_none() || self.is_closing() || self.wants_transmit() {
             return None;
         }

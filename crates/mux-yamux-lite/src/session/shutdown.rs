@@ -1,11 +1,12 @@
 //! Ending the connection and its timers: the graceful close (GO_AWAY,
 //! then drain within `close_timeout`), the hard abort, and the clock-driven
 //! work the driver asks for with [`Session::poll_timeout`]: keepalive
-//! pings and their timeout, open timeouts, and lingering handles.
+//! pings and their timeout, open timeouts, and dropped streams that wait
+//! for the peer to finish.
 
 use std::time::Instant;
 
-use mux_core::ConnError;
+use mux_core::{ConnError, StreamId};
 
 use super::{Event, Lifecycle, Session};
 use crate::frame::{go_away, reset_code, Frame};
@@ -76,7 +77,7 @@ impl Session {
             None => consider(self.ping_due),
         }
         consider(self.open_deadlines.front().map(|d| d.0));
-        consider(self.linger_deadlines.front().map(|d| d.0));
+        consider(self.detached_deadlines.front().map(|d| d.0));
         if let Lifecycle::Draining { deadline } = self.lifecycle {
             consider(Some(deadline));
         }
@@ -128,11 +129,11 @@ impl Session {
                 }
             }
         }
-        while let Some(&(at, id)) = self.linger_deadlines.front() {
+        while let Some(&(at, id)) = self.detached_deadlines.front() {
             if at > now {
                 break;
             }
-            self.linger_deadlines.pop_front();
+            self.detached_deadlines.pop_front();
             if self.streams.get(&id).is_some_and(|s| !s.is_finished()) {
                 self.reset_local(id, reset_code::CLOSE_TIMEOUT);
             }
@@ -141,7 +142,7 @@ impl Session {
             if deadline <= now {
                 let ids: Vec<u32> = self.streams.keys().copied().collect();
                 for id in ids {
-                    self.reset(id, reset_code::CLOSE_TIMEOUT);
+                    self.reset(StreamId(id), reset_code::CLOSE_TIMEOUT);
                 }
                 self.finish_close();
             }

@@ -2,6 +2,7 @@
 //! checked against what the peer wrote.
 
 use super::*;
+use mux_core::StreamId;
 
 impl Sim {
     pub(super) fn random_step(&mut self) -> Result<(), String> {
@@ -81,7 +82,10 @@ impl Sim {
             return Ok(());
         }
         let now = self.at();
-        let res = self.peers[s].session.open(now);
+        let res = self.peers[s]
+            .session
+            .open(now)
+            .map(|o| o.map(StreamId::get));
         self.log(|| format!("{} open() = {res:?}", side_name(s)));
         match res {
             Ok(Some(id)) => {
@@ -108,7 +112,7 @@ impl Sim {
     }
 
     pub(super) fn accept(&mut self, s: usize) -> Result<bool, String> {
-        let res = self.peers[s].session.accept();
+        let res = self.peers[s].session.accept().map(|o| o.map(StreamId::get));
         if !matches!(res, Ok(None)) {
             self.log(|| format!("{} accept() = {res:?}", side_name(s)));
         }
@@ -200,7 +204,7 @@ impl Sim {
         let len = self.rng.random_range(1..=remaining.min(max));
         let start = rec.written[s];
         let data: Vec<u8> = (start..start + len).map(|o| pattern(id, s, o)).collect();
-        let res = self.peers[s].session.write(id, &data);
+        let res = self.peers[s].session.write(StreamId(id), &data);
         self.log(|| format!("{} write({id}, {len}) = {res:?}", side_name(s)));
         match res {
             Ok(Some(n)) => {
@@ -229,7 +233,7 @@ impl Sim {
         }
         rec.write_done[s] = true;
         rec.target[s] = rec.written[s];
-        let res = self.peers[s].session.close_write(id);
+        let res = self.peers[s].session.close_write(StreamId(id));
         self.log(|| format!("{} close_write({id}) = {res:?}", side_name(s)));
         match res {
             Ok(true) => {
@@ -249,7 +253,7 @@ impl Sim {
         }
         let w = 1 - s;
         let mut buf = vec![0u8; len];
-        let res = self.peers[s].session.read(id, &mut buf);
+        let res = self.peers[s].session.read(StreamId(id), &mut buf);
         self.log(|| format!("{} read({id}, {len}) = {res:?}", side_name(s)));
         match res {
             Ok(ReadOutcome::Data(n)) => {
@@ -308,7 +312,7 @@ impl Sim {
             return Ok(());
         }
         self.log(|| format!("{} close_read({id})", side_name(s)));
-        match self.peers[s].session.close_read(id) {
+        match self.peers[s].session.close_read(StreamId(id)) {
             Ok(()) => {
                 self.rec(id).reader_gone[s] = true;
                 Ok(())
@@ -319,7 +323,7 @@ impl Sim {
 
     pub(super) fn reset(&mut self, s: usize, id: u32) {
         let code = self.rng.random_range(0..10);
-        self.peers[s].session.reset(id, code);
+        self.peers[s].session.reset(StreamId(id), code);
         self.log(|| format!("{} reset({id}, {code})", side_name(s)));
         self.rec(id).reset = true;
         self.detach(s, id);
@@ -338,7 +342,7 @@ impl Sim {
             rec.reader_gone[s] = true;
         }
         self.peers[s].handles.retain(|&h| h != id);
-        self.peers[s].session.detach(id, now);
+        self.peers[s].session.detach(StreamId(id), now);
         self.log(|| format!("{} detach({id})", side_name(s)));
     }
 

@@ -23,7 +23,7 @@ use super::chunks::Chunks;
 use flow_control::{RecvWindow, SendWindow};
 use state::StreamFlags;
 pub(crate) use state::{CtrlTurn, PeerFault};
-pub use state::{RecvState, ResetInfo, SendState};
+pub(crate) use state::{RecvState, ResetInfo, SendState};
 
 /// Per-stream state. Nothing here allocates until data flows, so an idle
 /// stream stays small.

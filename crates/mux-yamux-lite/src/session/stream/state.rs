@@ -5,7 +5,7 @@ use crate::frame::Flags;
 
 /// The sending half.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendState {
+pub(crate) enum SendState {
     /// Writes are accepted.
     Open,
     /// The application closed its write side; FIN goes out after the buffer.
@@ -16,7 +16,7 @@ pub enum SendState {
 
 /// The receiving half.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecvState {
+pub(crate) enum RecvState {
     /// The peer may send more.
     Open,
     /// The peer sent FIN; buffered bytes remain readable, then EOF.
@@ -25,11 +25,11 @@ pub enum RecvState {
 
 /// A stream reset: who did it and with which code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResetInfo {
+pub(crate) struct ResetInfo {
     /// The code carried by the RESET frame.
-    pub code: u32,
+    pub(crate) code: u32,
     /// `true` when the peer reset the stream.
-    pub remote: bool,
+    pub(crate) remote: bool,
 }
 
 impl From<ResetInfo> for mux_core::StreamError {

@@ -303,7 +303,7 @@ impl Stream {
     }
 
     /// Rows 22 and 23: the application dropped its handle. `None` if the
-    /// stream is finished; otherwise it lingers, closing both sides next:
+    /// stream is finished; otherwise it waits for the peer, closing both sides next:
     /// `Some(true)` when this queued its FIN (the read side is the
     /// caller's to close, [`on_close_read`](Self::on_close_read)).
     pub(crate) fn on_detach(&mut self) -> Option<bool> {

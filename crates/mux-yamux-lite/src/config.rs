@@ -62,7 +62,9 @@ pub struct Config {
     /// dead. Default 30 s.
     pub keepalive_timeout: Duration,
     /// How long an opened stream may wait for the peer's ACK before it is
-    /// reset. Default 75 s.
+    /// reset, and how long `open_stream` waits for the peer's limits to
+    /// let a stream open before it fails with `ConnError::OpenTimeout`.
+    /// Default 75 s.
     pub open_timeout: Duration,
     /// How long `close()` lets open streams drain, and how long a dropped
     /// stream may wait for the peer's FIN, before they are reset. Default 30 s.

@@ -23,6 +23,8 @@ use crate::stream::Stream;
 #[derive(Debug, Clone)]
 pub struct Connection {
     link: Arc<Link>,
+    /// `Config::open_timeout`: the longest `open_stream` waits for a slot.
+    open_timeout: Duration,
     _guard: Arc<HandleGuard>,
 }
 
@@ -49,17 +51,21 @@ impl Connection {
     where
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
+        let open_timeout = config.open_timeout;
         let link = driver::spawn(io, role, config);
         Self {
+            open_timeout,
             _guard: Arc::new(HandleGuard { link: link.clone() }),
             link,
         }
     }
 
     /// Opens a stream. The peer sees it at once, before any data. Waits
-    /// while too many opens await the peer's ACK. Cancel-safe.
+    /// while too many opens await the peer's ACK or the peer's stream limit
+    /// is reached, for at most `Config::open_timeout`
+    /// ([`ConnError::OpenTimeout`]). Cancel-safe.
     pub async fn open_stream(&self) -> Result<Stream, ConnError> {
-        poll_fn(|cx| {
+        let open = poll_fn(|cx| {
             // Read before locking, as in `Stream::drop`.
             let now = now();
             let mut guard = self.link.lock();
@@ -74,8 +80,10 @@ impl Connection {
                 }
                 Err(e) => Poll::Ready(Err(e)),
             }
-        })
-        .await
+        });
+        tokio::time::timeout(self.open_timeout, open)
+            .await
+            .unwrap_or(Err(ConnError::OpenTimeout))
     }
 
     /// Waits for the next stream the peer opens.

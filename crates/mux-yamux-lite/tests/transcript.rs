@@ -484,3 +484,44 @@ async fn any_other_reset_after_the_peers_fin_discards_what_arrived() {
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
     assert_eq!(write_err.kind(), std::io::ErrorKind::ConnectionReset);
 }
+
+// A peer that allows no stream at all: `open_stream` waits for the limit
+// to allow one, but no longer than `open_timeout`, and the connection
+// stays up.
+#[tokio::test(start_paused = true)]
+async fn open_stream_against_a_peer_that_allows_no_streams_fails_after_open_timeout() {
+    bounded(async {
+        let mut config = quiet_config();
+        config.open_timeout = std::time::Duration::from_secs(5);
+        let (conn, mut peer) = connect(Role::Client, config);
+        peer.send(Frame::Hello(Hello {
+            version: Hello::VERSION,
+            initial_window: 256 * 1024,
+            max_frame_payload: 64 * 1024,
+            max_inbound_streams: 0,
+        }))
+        .await;
+        assert!(matches!(peer.recv().await, Some(Frame::Hello(_))));
+        match peer.recv().await {
+            Some(Frame::Ping { ack: false, opaque }) => {
+                peer.send(Frame::Ping { ack: true, opaque }).await;
+            }
+            other => panic!("expected the RTT ping, got {other:?}"),
+        }
+
+        let started = tokio::time::Instant::now();
+        let err = conn
+            .open_stream()
+            .await
+            .expect_err("the peer allows no stream");
+        assert!(matches!(err, ConnError::OpenTimeout), "{err:?}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= std::time::Duration::from_secs(5)
+                && waited < std::time::Duration::from_secs(6),
+            "waited {waited:?}"
+        );
+        assert!(!conn.is_closed(), "a refused open leaves the connection up");
+    })
+    .await;
+}

@@ -7,7 +7,7 @@
 //! cargo run --release -p mux-benches --bin summary [-- OPTIONS] [FILTER...]
 //! ```
 //!
-//! Options: `--quick` (1 run each, smaller sizes), `--runs N` (5; idle
+//! Options: `--quick` (1 run each, smaller sizes), `--runs COUNT` (default 5; idle
 //! memory at most 3), `--timeout SECS` (10, per run), `--chart PATH` (draw
 //! the chart there even for a quick or filtered run; a full unfiltered run
 //! draws it to `docs/benchmarks-streams.svg`). A FILTER keeps the cases whose

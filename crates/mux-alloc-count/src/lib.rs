@@ -24,10 +24,10 @@
 //! static ALLOC: CountingAlloc = CountingAlloc::with_thread_counts();
 //!
 //! fn main() {
-//!     let before = mux_alloc_count::thread_allocations().unwrap();
+//!     let before = mux_alloc_count::thread_allocations().unwrap(); // ok: counted per thread
 //!     let block = vec![0u8; 4096];
 //!     assert_eq!(mux_alloc_count::thread_allocations(), Some(before + 1));
-//!     assert!(mux_alloc_count::live_bytes().unwrap() >= block.len());
+//!     assert!(mux_alloc_count::live_bytes().unwrap() >= block.len()); // ok: installed above
 //! }
 //! ```
 

@@ -1,10 +1,12 @@
 //! The connection handle: cheap to clone, usable from any task.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
 
 use mux_core::{ConnError, Multiplexer, MuxedConn};
 
@@ -65,25 +67,32 @@ impl Connection {
     /// is reached, for at most `Config::open_timeout`
     /// ([`ConnError::OpenTimeout`]). Cancel-safe.
     pub async fn open_stream(&self) -> Result<Stream, ConnError> {
-        let open = poll_fn(|cx| {
+        // Armed only once an open has to wait: most opens succeed at once,
+        // and a timer per open would cost churn a clock read and more.
+        let mut timer = pin!(None::<Sleep>);
+        poll_fn(|cx| {
             // Read before locking, as in `Stream::drop`.
             let now = now();
-            let mut guard = self.link.lock();
-            match guard.session.open(now) {
-                Ok(Some(id)) => {
-                    guard.notify_driver();
-                    Poll::Ready(Ok(Stream::new(id, self.link.clone())))
+            {
+                let mut guard = self.link.lock();
+                match guard.session.open(now) {
+                    Ok(Some(id)) => {
+                        guard.notify_driver();
+                        return Poll::Ready(Ok(Stream::new(id, self.link.clone())));
+                    }
+                    Ok(None) => guard.open_wakers.register(cx),
+                    Err(e) => return Poll::Ready(Err(e)),
                 }
-                Ok(None) => {
-                    guard.open_wakers.register(cx);
-                    Poll::Pending
-                }
-                Err(e) => Poll::Ready(Err(e)),
             }
-        });
-        tokio::time::timeout(self.open_timeout, open)
-            .await
-            .unwrap_or(Err(ConnError::OpenTimeout))
+            if timer.is_none() {
+                timer.set(Some(tokio::time::sleep(self.open_timeout)));
+            }
+            match timer.as_mut().as_pin_mut().map(|t| t.poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Err(ConnError::OpenTimeout)),
+                _ => Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// Waits for the next stream the peer opens.

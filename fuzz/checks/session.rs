@@ -53,9 +53,10 @@ pub(crate) fn check(data: &[u8]) {
         h.step(op, &mut input);
         h.after_step();
     }
-    // Whatever happened, the session can be closed and drained.
+    // Whatever happened, the session can be shut down and drained.
     let now = h.now();
-    h.session.close(now);
+    let grace = h.session.config().close_timeout;
+    h.session.shutdown(now.checked_add(grace).unwrap_or(now));
     h.drain();
     h.advance(Duration::from_secs(3600));
     h.drain();
@@ -274,7 +275,15 @@ impl Harness {
                 let id = self.pick_id(input);
                 self.session.detach(StreamId(id), now);
             }
-            15 => self.session.close(now),
+            15 => {
+                // Either a graceful shutdown or a prompt close with a code.
+                if input.byte() & 1 == 0 {
+                    let grace = self.session.config().close_timeout;
+                    self.session.shutdown(now.checked_add(grace).unwrap_or(now));
+                } else {
+                    self.session.close(input.amount());
+                }
+            }
             16 => {
                 let b = input.byte();
                 let d = if b & 0x80 == 0 {

@@ -5,7 +5,8 @@
 //! pieces every implementation shares; `mux-yamux-lite` is the implementation.
 //!
 //! ## Layout
-//! - [`traits`]: [`MuxedStream`], [`MuxedConn`], [`Multiplexer`] and [`StreamId`].
+//! - [`traits`]: [`MuxedStream`], [`MuxedConn`] (with [`ShutdownOutcome`]),
+//!   [`Multiplexer`] and [`StreamId`].
 //! - [`error`]: [`StreamError`] and [`ConnError`], with their `io::ErrorKind` mapping.
 //! - [`deadline`]: Go `net.Conn`-style deadlines ([`Deadlines`], [`DeadlineTimer`]).
 //! - [`rwconn`]: [`RwConn`], a connection made of any reader plus any writer
@@ -46,4 +47,4 @@ pub mod compat;
 pub use deadline::{DeadlineTimer, Deadlines, Direction};
 pub use error::{ConnError, StreamError};
 pub use rwconn::{Done, RwConn};
-pub use traits::{Multiplexer, MuxedConn, MuxedStream, StreamId};
+pub use traits::{Multiplexer, MuxedConn, MuxedStream, ShutdownOutcome, StreamId};

@@ -83,8 +83,17 @@ pub trait MuxedStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {
 /// A multiplexed connection: a cheap, cloneable handle that opens and accepts
 /// streams from any task.
 ///
-/// Dropping the last handle (and every stream) closes the connection the
-/// same way [`close`](Self::close) does.
+/// Two ways end it, both bounded in time:
+/// - [`close`](Self::close) / [`close_with`](Self::close_with) end it now,
+///   as go-libp2p's `MuxedConn.Close` and `CloseWithError` do: every
+///   pending and later operation on this side fails with a reset-class
+///   error ([`ConnError::Closed`] inside
+///   [`StreamError::ConnectionClosed`](crate::StreamError::ConnectionClosed)),
+///   and the peer's fail with [`ConnError::GoAway`] carrying the code.
+/// - [`shutdown`](Self::shutdown) lets open streams finish first.
+///
+/// What dropping the last handle does is the implementation's to say; it
+/// must neither block nor leave a task running unbounded.
 pub trait MuxedConn: Clone + Send + Sync + 'static {
     /// The stream type.
     type Stream: MuxedStream;
@@ -98,12 +107,43 @@ pub trait MuxedConn: Clone + Send + Sync + 'static {
     /// Waits for the next inbound stream.
     fn accept_stream(&self) -> impl Future<Output = Result<Self::Stream, ConnError>> + Send;
 
-    /// Closes gracefully: sends go-away, refuses new streams, lets open streams
-    /// drain (bounded by the close timeout), then closes the transport.
-    fn close(&self) -> impl Future<Output = Result<(), ConnError>> + Send;
+    /// Closes now with go-away code 0: see [`close_with`](Self::close_with).
+    fn close(&self) -> impl Future<Output = Result<(), ConnError>> + Send {
+        self.close_with(0)
+    }
+
+    /// Closes now: sends a go-away carrying `code`, fails every stream and
+    /// every pending open and accept at once, gives the transport a short,
+    /// documented bound to take what is queued, and closes it. Waits on
+    /// neither the application nor the peer beyond that bound. `Err` only
+    /// when the connection had already ended for another reason.
+    fn close_with(&self, code: u32) -> impl Future<Output = Result<(), ConnError>> + Send;
+
+    /// Ends the connection gracefully: sends go-away, refuses new streams,
+    /// lets open streams finish until `deadline`, then does what
+    /// [`close`](Self::close) does to the rest. Returns how it ended; `Err`
+    /// when something else (the peer, the transport) ended it first.
+    fn shutdown(
+        &self,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<ShutdownOutcome, ConnError>> + Send;
 
     /// Whether the connection has ended or is shutting down.
     fn is_closed(&self) -> bool;
+}
+
+/// How a graceful [`MuxedConn::shutdown`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShutdownOutcome {
+    /// Every stream finished before the deadline.
+    Drained,
+    /// The deadline passed with this many streams unfinished; they were
+    /// reset.
+    Cut {
+        /// Streams that had not finished.
+        streams: usize,
+    },
 }
 
 /// Builds multiplexed connections over any byte transport.

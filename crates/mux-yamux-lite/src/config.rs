@@ -66,9 +66,15 @@ pub struct Config {
     /// let a stream open before it fails with `ConnError::OpenTimeout`.
     /// Default 75 s.
     pub open_timeout: Duration,
-    /// How long `close()` lets open streams drain, and how long a dropped
-    /// stream may wait for the peer's FIN, before they are reset. Default 30 s.
+    /// How long a dropped stream may wait for the peer's FIN, and how long
+    /// the graceful shutdown that dropping the last `Connection` starts
+    /// lets open streams finish, before they are reset. Default 30 s.
     pub close_timeout: Duration,
+    /// How long a closing connection waits for the transport to take the
+    /// frames already queued (the GO_AWAY last) and for the peer to end its
+    /// side, before it drops the transport anyway: the bound on
+    /// `Connection::close`. Default 250 ms.
+    pub close_flush_timeout: Duration,
     /// Full read blocks (256 KiB each, more if `max_frame_payload` needs
     /// it) the driver keeps to reuse once the streams have read their
     /// slices, instead of asking the allocator for fresh pages. While
@@ -98,6 +104,7 @@ impl Default for Config {
             keepalive_timeout: Duration::from_secs(30),
             open_timeout: Duration::from_secs(75),
             close_timeout: Duration::from_secs(30),
+            close_flush_timeout: Duration::from_millis(250),
             read_blocks_kept: 64,
         }
     }

@@ -6,22 +6,24 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
-use mux_core::{ConnError, Multiplexer, MuxedConn};
+use mux_core::{ConnError, Multiplexer, MuxedConn, ShutdownOutcome};
 
 use crate::config::Config;
 use crate::driver::{self, Link};
-use crate::session::{Role, Stats};
+use crate::frame::go_away;
+use crate::session::{Role, Session, Stats};
 use crate::state::now;
 use crate::stream::Stream;
 
 /// A multiplexed connection. Clone it freely; every clone drives the same
 /// connection.
 ///
-/// Dropping the last clone starts a graceful close (as [`close`](Self::close)
-/// does, without waiting): streams still held keep working until they finish
-/// or the close timeout passes.
+/// Dropping the last clone starts a graceful [`shutdown`](Self::shutdown)
+/// with `Config::close_timeout` (30 s by default) as its deadline, and
+/// returns at once: streams still held keep working until they finish or
+/// the deadline passes, and the driver task ends then.
 #[derive(Debug, Clone)]
 pub struct Connection {
     link: Arc<Link>,
@@ -39,7 +41,11 @@ struct HandleGuard {
 impl Drop for HandleGuard {
     fn drop(&mut self) {
         let mut guard = self.link.lock();
-        guard.session.close(now());
+        let now = now();
+        let deadline = now
+            .checked_add(guard.session.config().close_timeout)
+            .unwrap_or(now);
+        guard.session.shutdown(deadline);
         guard.wake_driver();
         guard.wake_pending();
     }
@@ -114,24 +120,69 @@ impl Connection {
         .await
     }
 
-    /// Closes gracefully: GO_AWAY, refuse new streams, let open streams
-    /// drain (at most the close timeout), then close the transport. Returns
-    /// once the transport is closed; `Err` if the connection had already
-    /// ended for another reason.
+    /// Closes now with GO_AWAY code 0; see [`close_with`](Self::close_with).
     pub async fn close(&self) -> Result<(), ConnError> {
-        {
-            let mut guard = self.link.lock();
-            guard.session.close(now());
-            guard.wake_driver();
-            guard.wake_pending();
+        self.close_with(go_away::NORMAL).await
+    }
+
+    /// Closes now: GO_AWAY(`code`) goes out, and every stream of this side
+    /// fails at once with [`ConnError::Closed`] (pending reads, writes,
+    /// opens and accepts wake; bytes already received stay readable, bytes
+    /// not yet framed are dropped). The transport then gets at most
+    /// `Config::close_flush_timeout` (250 ms by default) to take the frames
+    /// already queued and for the peer to end its side, and is closed. The
+    /// peer's pending operations fail with [`ConnError::GoAway`] carrying
+    /// `code` (codes from [`go_away::APPLICATION_MIN`] up are the
+    /// application's). To let streams finish, use
+    /// [`shutdown`](Self::shutdown).
+    ///
+    /// `Err` only when the connection had already ended for another
+    /// reason, which it returns.
+    pub async fn close_with(&self, code: u32) -> Result<(), ConnError> {
+        let ended = self.start_end(|session| session.close(code));
+        self.driver_done().await;
+        match ended {
+            None | Some(ConnError::Closed) => Ok(()),
+            Some(e) => Err(e),
         }
+    }
+
+    /// Ends gracefully: GO_AWAY, refuse new streams, let open streams
+    /// finish until `deadline`, then reset what is left and close as
+    /// [`close`](Self::close) does. Returns once the transport is closed,
+    /// with how it ended. `Err` when something else ended the connection
+    /// first (the peer vanished, the transport failed, it was closed
+    /// already), with that reason.
+    pub async fn shutdown(&self, deadline: Instant) -> Result<ShutdownOutcome, ConnError> {
+        self.start_end(|session| session.shutdown(deadline.into_std()));
+        self.driver_done().await;
+        let guard = self.link.lock();
+        match guard.session.closed_reason() {
+            None | Some(ConnError::Closed) => Ok(match guard.session.streams_cut() {
+                None | Some(0) => ShutdownOutcome::Drained,
+                Some(streams) => ShutdownOutcome::Cut { streams },
+            }),
+            Some(e) => Err(e.clone()),
+        }
+    }
+
+    /// Applies `end` to the session and wakes everyone it concerns;
+    /// returns why the connection had ended before, if it had.
+    fn start_end(&self, end: impl FnOnce(&mut Session)) -> Option<ConnError> {
+        let mut guard = self.link.lock();
+        let before = guard.session.closed_reason().cloned();
+        end(&mut guard.session);
+        guard.wake_driver();
+        guard.wake_pending();
+        before
+    }
+
+    /// Waits until the driver task has ended and the transport is gone.
+    async fn driver_done(&self) {
         poll_fn(|cx| {
             let mut guard = self.link.lock();
             if guard.driver_done {
-                return Poll::Ready(match guard.session.closed_reason() {
-                    None | Some(ConnError::Closed) => Ok(()),
-                    Some(e) => Err(e.clone()),
-                });
+                return Poll::Ready(());
             }
             guard.close_wakers.register(cx);
             Poll::Pending
@@ -169,8 +220,18 @@ impl MuxedConn for Connection {
         Connection::accept_stream(self)
     }
 
-    fn close(&self) -> impl std::future::Future<Output = Result<(), ConnError>> + Send {
-        Connection::close(self)
+    fn close_with(
+        &self,
+        code: u32,
+    ) -> impl std::future::Future<Output = Result<(), ConnError>> + Send {
+        Connection::close_with(self, code)
+    }
+
+    fn shutdown(
+        &self,
+        deadline: Instant,
+    ) -> impl std::future::Future<Output = Result<ShutdownOutcome, ConnError>> + Send {
+        Connection::shutdown(self, deadline)
     }
 
     fn is_closed(&self) -> bool {

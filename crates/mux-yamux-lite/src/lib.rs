@@ -47,6 +47,8 @@
 //! let mut echoed = String::new();
 //! stream.read_to_string(&mut echoed).await?;
 //! assert_eq!(echoed, "hello");
+//! // GO_AWAY, every stream fails, transport closed: within 250 ms whatever
+//! // the peer does. `client.shutdown(deadline)` lets open streams finish.
 //! client.close().await?;
 //! # Ok(())
 //! # }

@@ -1,5 +1,5 @@
-//! Connection semantics of mux-yamux-lite: graceful close, transport
-//! failure, stream limits and measurements, each proved with two real
+//! Connection semantics of mux-yamux-lite: graceful shutdown, prompt
+//! close, transport failure, stream limits and measurements, each proved with two real
 //! `Connection`s joined by an in-memory duplex pipe (one pair per test).
 #![allow(clippy::arithmetic_side_effects)]
 
@@ -10,7 +10,7 @@ use std::pin::pin;
 use std::time::Duration;
 
 use futures::{poll, FutureExt};
-use mux_core::{ConnError, MuxedStream, StreamError};
+use mux_core::{ConnError, MuxedStream, ShutdownOutcome, StreamError};
 use mux_yamux_lite::frame::{go_away, reset_code};
 use mux_yamux_lite::{Config, Connection, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,16 +18,21 @@ use tokio::time::Instant;
 
 use duplex_pair::*;
 
-// ----- graceful close -------------------------------------------------------
+/// A deadline no test reaches.
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}
+
+// ----- graceful shutdown ----------------------------------------------------
 
 #[tokio::test]
-async fn close_sends_go_away_refuses_new_streams_drains_open_ones_then_shuts_the_transport() {
+async fn shutdown_sends_go_away_refuses_new_streams_drains_open_ones_then_shuts_the_transport() {
     bounded(async {
         let (client, server, mut shut) = tracked_pair();
         let (mut c, mut s) = open_accept(&client, &server).await;
         c.write_all(b"before close, ").await.unwrap();
 
-        let mut closing = pin!(client.close());
+        let mut closing = pin!(client.shutdown(far()));
         assert!(
             poll!(closing.as_mut()).is_pending(),
             "a stream is still open"
@@ -79,10 +84,10 @@ async fn close_sends_go_away_refuses_new_streams_drains_open_ones_then_shuts_the
         c.read_to_end(&mut back).await.unwrap();
         assert_eq!(back, b"reply");
 
-        closing.await.unwrap();
+        assert_eq!(closing.await.unwrap(), ShutdownOutcome::Drained);
         assert!(
             shut.try_recv().is_ok(),
-            "the transport is shut down by the time close() returns"
+            "the transport is shut down by the time shutdown() returns"
         );
         assert!(server.accept_stream().await.is_err());
     })
@@ -90,26 +95,24 @@ async fn close_sends_go_away_refuses_new_streams_drains_open_ones_then_shuts_the
 }
 
 #[tokio::test(start_paused = true)]
-async fn close_resets_a_stream_that_never_finishes_once_close_timeout_passes() {
-    let mut cfg = quiet();
-    cfg.close_timeout = Duration::from_secs(5);
-    let (client, server) = pair_with(cfg, quiet());
+async fn shutdown_resets_a_stream_that_never_finishes_once_its_deadline_passes() {
+    let (client, server) = pair_with(quiet(), quiet());
     let (mut c, mut s) = open_accept(&client, &server).await;
 
     let start = Instant::now();
-    let mut closing = pin!(client.close());
+    let mut closing = pin!(client.shutdown(start + Duration::from_secs(5)));
     assert!(
         poll!(closing.as_mut()).is_pending(),
-        "close() started, draining"
+        "shutdown() started, draining"
     );
     tokio::time::advance(Duration::from_secs(4)).await;
     yield_many().await;
     assert!(
         poll!(closing.as_mut()).is_pending(),
-        "still draining before the close timeout"
+        "still draining before the deadline"
     );
     tokio::time::advance(Duration::from_secs(1)).await;
-    closing.await.unwrap();
+    assert_eq!(closing.await.unwrap(), ShutdownOutcome::Cut { streams: 1 });
     assert_eq!(Instant::now() - start, Duration::from_secs(5));
 
     let e = c.read(&mut [0u8; 8]).await.unwrap_err();
@@ -124,9 +127,9 @@ async fn received_go_away_refuses_new_opens_but_existing_streams_carry_data_both
         let (client, server) = pair();
         let (mut c, mut s) = open_accept(&client, &server).await;
 
-        let mut closing = pin!(server.close());
+        let mut closing = pin!(server.shutdown(far()));
         assert!(poll!(closing.as_mut()).is_pending());
-        // Written after close() started, so it follows the GO_AWAY.
+        // Written after shutdown() started, so it follows the GO_AWAY.
         s.write_all(b"go-away sent").await.unwrap();
         let mut first = [0u8; 12];
         c.read_exact(&mut first).await.unwrap();
@@ -171,9 +174,177 @@ async fn received_go_away_refuses_new_opens_but_existing_streams_carry_data_both
         r.unwrap();
         assert!(back == down);
 
-        closing.await.unwrap();
+        assert_eq!(closing.await.unwrap(), ShutdownOutcome::Drained);
     })
     .await;
+}
+
+// ----- prompt close ---------------------------------------------------------
+
+/// Waits for `task` at most `bound`; a task still pending then fails the test.
+async fn within<T>(bound: Duration, task: tokio::task::JoinHandle<T>) -> T {
+    match tokio::time::timeout(bound, task).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => panic!("task panicked: {e}"),
+        Err(_) => panic!("operation still pending after {bound:?}"),
+    }
+}
+
+/// Asserts a stream operation failed because the connection ended with
+/// `want` (compared by `Debug`, as `ConnError` holds no `PartialEq`).
+fn assert_conn_closed(e: &io::Error, want: &ConnError) {
+    assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e:?}");
+    match stream_err(e) {
+        StreamError::ConnectionClosed(got) => assert_eq!(format!("{got:?}"), format!("{want:?}")),
+        other => panic!("expected the connection's end, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_returns_within_its_bound_and_fails_every_pending_operation_on_both_sides() {
+    let mut server_cfg = quiet();
+    server_cfg.max_inbound_streams = 2;
+    let (client, server) = pair_with(quiet(), server_cfg);
+    let (mut c_read, mut s_read) = open_accept(&client, &server).await;
+    let (mut c_write, mut s_write) = open_accept(&client, &server).await;
+
+    // Each side has a read waiting on an idle peer and a writer blocked on
+    // a full window (nobody reads the other direction of the second
+    // stream); the client has an open waiting at the server's stream
+    // limit, and both have an accept waiting.
+    let c_reader = tokio::spawn(async move { c_read.read(&mut [0u8; 16]).await });
+    let s_reader = tokio::spawn(async move { s_read.read(&mut [0u8; 16]).await });
+    let c_writer = tokio::spawn(async move { c_write.write_all(&vec![1u8; 4 << 20]).await });
+    let s_writer = tokio::spawn(async move { s_write.write_all(&vec![2u8; 4 << 20]).await });
+    let c_open = {
+        let client = client.clone();
+        tokio::spawn(async move { client.open_stream().await.map(|_| ()) })
+    };
+    let c_accept = {
+        let client = client.clone();
+        tokio::spawn(async move { client.accept_stream().await.map(|_| ()) })
+    };
+    let s_accept = {
+        let server = server.clone();
+        tokio::spawn(async move { server.accept_stream().await.map(|_| ()) })
+    };
+    yield_many().await;
+    for (name, done) in [
+        ("client read", c_reader.is_finished()),
+        ("server read", s_reader.is_finished()),
+        ("client write", c_writer.is_finished()),
+        ("server write", s_writer.is_finished()),
+        ("client open", c_open.is_finished()),
+        ("client accept", c_accept.is_finished()),
+        ("server accept", s_accept.is_finished()),
+    ] {
+        assert!(!done, "{name} should be pending before the close");
+    }
+
+    let start = Instant::now();
+    client.close().await.unwrap();
+    let bound = Config::default().close_flush_timeout;
+    assert!(
+        Instant::now() - start <= bound,
+        "close() took {:?}",
+        Instant::now() - start
+    );
+    assert!(client.is_closed());
+
+    // This side: everything fails at once, as a local close.
+    let closed = ConnError::Closed;
+    let at_once = Duration::ZERO;
+    assert_conn_closed(&within(at_once, c_reader).await.unwrap_err(), &closed);
+    assert_conn_closed(&within(at_once, c_writer).await.unwrap_err(), &closed);
+    assert!(matches!(
+        within(at_once, c_open).await,
+        Err(ConnError::Closed)
+    ));
+    assert!(matches!(
+        within(at_once, c_accept).await,
+        Err(ConnError::Closed)
+    ));
+
+    // The peer: everything fails as the GO_AWAY it got, code 0.
+    let go_away = ConnError::GoAway {
+        code: go_away::NORMAL,
+    };
+    assert_conn_closed(&within(bound, s_reader).await.unwrap_err(), &go_away);
+    assert_conn_closed(&within(bound, s_writer).await.unwrap_err(), &go_away);
+    let e = within(bound, s_accept).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConnError::GoAway {
+                code: go_away::NORMAL
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(server.is_closed());
+}
+
+#[tokio::test]
+async fn close_with_a_code_reaches_the_peers_pending_operations() {
+    bounded(async {
+        let (client, server) = pair();
+        let (_c, mut s) = open_accept(&client, &server).await;
+        let s_reader = tokio::spawn(async move { s.read(&mut [0u8; 16]).await });
+        let s_accept = {
+            let server = server.clone();
+            tokio::spawn(async move { server.accept_stream().await.map(|_| ()) })
+        };
+        yield_many().await;
+
+        let code = go_away::APPLICATION_MIN + 7;
+        client.close_with(code).await.unwrap();
+
+        let want = ConnError::GoAway { code };
+        assert_conn_closed(&s_reader.await.unwrap().unwrap_err(), &want);
+        let e = s_accept.await.unwrap().unwrap_err();
+        assert!(
+            matches!(e, ConnError::GoAway { code: c } if c == code),
+            "{e:?}"
+        );
+        let e = server.open_stream().await.unwrap_err();
+        assert!(
+            matches!(e, ConnError::GoAway { code: c } if c == code),
+            "{e:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_during_a_shutdown_cuts_it_short_within_the_close_bound() {
+    let (client, server) = pair_with(quiet(), quiet());
+    let (mut c, _s) = open_accept(&client, &server).await;
+
+    let mut shutting = pin!(client.shutdown(far()));
+    assert!(poll!(shutting.as_mut()).is_pending(), "a stream is open");
+    let start = Instant::now();
+    client.close().await.unwrap();
+    assert!(Instant::now() - start <= Config::default().close_flush_timeout);
+    assert_eq!(shutting.await.unwrap(), ShutdownOutcome::Cut { streams: 1 });
+    assert_conn_closed(
+        &c.read(&mut [0u8; 4]).await.unwrap_err(),
+        &ConnError::Closed,
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_every_handle_ends_the_driver_by_close_timeout_even_with_a_stream_left_open() {
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let (a, shut) = duplex_pair::Tracked::new(a);
+    let client = Connection::new(a, Role::Client, quiet());
+    let server = Connection::new(b, Role::Server, quiet());
+    let (c, _s) = open_accept(&client, &server).await;
+    let start = Instant::now();
+    // The server end stays open and idle: the stream never finishes.
+    drop((client, c));
+    shut.await
+        .expect("the driver shut the transport down and ended");
+    assert_eq!(Instant::now() - start, quiet().close_timeout);
 }
 
 // ----- transport failure ----------------------------------------------------

@@ -6,7 +6,7 @@
 
 mod support;
 
-use mux_core::{ConnError, MuxedStream, StreamError};
+use mux_core::{ConnError, MuxedStream, ShutdownOutcome, StreamError};
 use mux_yamux_lite::frame::{go_away, reset_code, Flags, Frame};
 use mux_yamux_lite::session::ProtocolError;
 use mux_yamux_lite::{Connection, Role};
@@ -365,7 +365,8 @@ async fn syn_after_our_go_away_is_refused_while_open_streams_drain() {
         let mut s = conn.accept_stream().await.unwrap();
         let closing = {
             let conn = conn.clone();
-            tokio::spawn(async move { conn.close().await })
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+            tokio::spawn(async move { conn.shutdown(deadline).await })
         };
         loop {
             match peer.recv_significant().await {
@@ -394,7 +395,8 @@ async fn syn_after_our_go_away_is_refused_while_open_streams_drain() {
         s.shutdown().await.unwrap();
         assert_eq!(peer.read_until_fin(1).await, b"bye");
         assert_eq!(peer.recv().await, None, "transport closed once drained");
-        closing.await.unwrap().unwrap();
+        drop(peer);
+        assert_eq!(closing.await.unwrap().unwrap(), ShutdownOutcome::Drained);
         assert_eq!(conn.stats().streams_refused, 1);
     })
     .await;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faulty_io::{Fault, FaultyIo};
-use mux_core::{ConnError, MuxedStream, StreamError};
+use mux_core::{ConnError, MuxedStream, ShutdownOutcome, StreamError};
 use mux_yamux_lite::config::MAX_WINDOW;
 use mux_yamux_lite::frame::{go_away, reset_code, Flags, Frame};
 use mux_yamux_lite::{Config, Connection, Role, Stream};
@@ -347,15 +347,13 @@ async fn keepalive_timeout_against_a_peer_that_never_reads_releases_the_transpor
 }
 
 #[tokio::test(start_paused = true)]
-async fn close_against_a_peer_that_never_reads_ends_after_close_timeout() {
+async fn shutdown_against_a_peer_that_never_reads_ends_at_its_deadline() {
     bounded(async {
-        let mut config = quiet_config();
-        config.close_timeout = Duration::from_secs(10);
-        let (conn, _peer, writers) = stalled_connection(config).await;
+        let (conn, _peer, writers) = stalled_connection(quiet_config()).await;
         let t0 = Instant::now();
         let closing = {
             let conn = conn.clone();
-            tokio::spawn(async move { conn.close().await })
+            tokio::spawn(async move { conn.shutdown(t0 + Duration::from_secs(10)).await })
         };
         for w in writers {
             let (r, _s) = w.await.unwrap();
@@ -368,7 +366,31 @@ async fn close_against_a_peer_that_never_reads_ends_after_close_timeout() {
         }
         assert_elapsed(t0.elapsed(), 10);
         let r = tokio::time::timeout(Duration::from_secs(30), closing).await;
-        assert!(r.is_ok(), "close() still pending 30 s after close_timeout");
+        let outcome = r.expect("shutdown() still pending 30 s after its deadline");
+        assert_eq!(
+            outcome.unwrap().unwrap(),
+            ShutdownOutcome::Cut { streams: 2 }
+        );
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_against_a_peer_that_never_reads_returns_within_the_flush_bound() {
+    bounded(async {
+        let config = quiet_config();
+        let bound = config.close_flush_timeout;
+        let (conn, _peer, writers) = stalled_connection(config).await;
+        let t0 = Instant::now();
+        conn.close().await.unwrap();
+        assert!(t0.elapsed() <= bound, "close() took {:?}", t0.elapsed());
+        let closed_at = t0.elapsed();
+        for w in writers {
+            let (r, _s) = w.await.unwrap();
+            let e = r.unwrap_err();
+            assert!(matches!(conn_closed_reason(&e), ConnError::Closed), "{e:?}");
+        }
+        assert_eq!(t0.elapsed(), closed_at, "the writers had failed already");
     })
     .await;
 }

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf};
 use tokio::time::Sleep;
 use tracing::Instrument;
 
@@ -49,6 +49,8 @@ const WRITE_HIGH_WATER_BACKED_UP: usize = 256 * 1024;
 const READ_HIGH_WATER: usize = 256 * 1024;
 /// Turns of the loop before yielding to the scheduler, for fairness.
 const TURNS_PER_POLL: usize = 32;
+/// What one read takes while input is discarded at the close.
+const DISCARD_CHUNK: usize = 8 * 1024;
 
 /// What one turn learned about the session while holding the lock.
 struct Turn {
@@ -61,6 +63,9 @@ struct Turn {
     closed: bool,
     /// The session has ended and every frame it wanted to send was pulled.
     session_done: bool,
+    /// This side ended the session (not the peer, nor a fault of its), so
+    /// input is read to its end before the transport is dropped.
+    ended_here: bool,
     /// Frames are still waiting to be pulled (the write queue was full).
     more_to_send: bool,
     /// When the session next wants `handle_timeout`.
@@ -94,6 +99,8 @@ struct Driver<T> {
     /// Set once the session has ended: after this, unsent output is
     /// dropped so a peer that stopped reading cannot keep the task alive.
     flush_deadline: Option<Instant>,
+    /// The transport's write side was shut down after the last frames.
+    write_shut: bool,
     /// The timer was polled at its current deadline and registered.
     timer_armed: bool,
     /// When the read buffer may let go of the blocks it keeps for now.
@@ -115,6 +122,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             read_closed: false,
             flush_deadline: None,
+            write_shut: false,
             timer_armed: false,
             trim_at: None,
             write_limit: WRITE_HIGH_WATER_BACKED_UP,
@@ -209,6 +217,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             wants_read: session.wants_read(),
             closed,
             session_done: session.is_done(),
+            ended_here: matches!(session.closed_reason(), Some(ConnError::Closed)),
             more_to_send: session.wants_transmit(),
             next_timeout: session.poll_timeout(),
         }
@@ -261,17 +270,46 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         if !flushed {
             return None;
         }
-        // Best effort: the peer learns of the close from EOF.
-        let shutdown = write.poll_shutdown(cx);
-        drop(write);
-        match shutdown {
-            Poll::Ready(_) => {
-                self.finish(None);
-                Some(Poll::Ready(()))
+        if !self.write_shut {
+            // Best effort: the peer learns of the close from EOF.
+            if write.poll_shutdown(cx).is_pending() {
+                // The timer (armed for the flush deadline) ends the wait.
+                return None;
             }
-            // The timer (armed for the flush deadline) ends the wait.
-            Poll::Pending => None,
+            self.write_shut = true;
         }
+        drop(write);
+        if turn.ended_here && !self.discard_input(cx) {
+            return None;
+        }
+        self.finish(None);
+        Some(Poll::Ready(()))
+    }
+
+    /// Once the last frames of a close this side started are out and the
+    /// write side is shut down: reads and discards what the peer still
+    /// sends until it ends its side. A TCP socket closed with unread input
+    /// sends RST instead of FIN, and a peer that gets RST may lose the
+    /// GO_AWAY still waiting in its receive buffer; the flush deadline
+    /// bounds the wait. A peer that broke the protocol or stopped
+    /// answering gets no such courtesy: its input is not read any more.
+    /// Returns whether the input has ended.
+    fn discard_input(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut scratch = [0u8; DISCARD_CHUNK];
+        for _ in 0..TURNS_PER_POLL {
+            if self.read_closed {
+                return true;
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Pending => return false,
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {}
+                Poll::Ready(_) => self.read_closed = true,
+            }
+        }
+        // A peer still sending at full speed: give other tasks a turn.
+        cx.waker().wake_by_ref();
+        false
     }
 
     /// Arms the timer for the next deadline. The `Sleep` is polled only

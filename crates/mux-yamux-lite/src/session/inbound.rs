@@ -46,11 +46,13 @@ impl Session {
         self.abort(ConnError::protocol(err));
     }
 
-    /// The transport ended (`None`: clean EOF) or failed.
+    /// The transport ended (`None`: clean EOF) or failed. After the
+    /// peer's GO_AWAY either is the end it announced, so the reason is
+    /// the GO_AWAY and its code.
     pub fn transport_closed(&mut self, err: Option<std::io::Error>) {
         let reason = match (err, self.go_away_received, &self.lifecycle) {
-            (Some(e), _, _) => ConnError::io(e),
-            (None, Some(code), _) => ConnError::GoAway { code },
+            (_, Some(code), _) => ConnError::GoAway { code },
+            (Some(e), None, _) => ConnError::io(e),
             (None, None, Lifecycle::Draining { .. }) => ConnError::Closed,
             (None, None, _) => ConnError::io(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,

@@ -147,8 +147,10 @@ pub struct Session {
     peer: Option<Hello>,
     hello_sent: bool,
     lifecycle: Lifecycle,
-    /// When `close()` stops waiting for streams; kept after the close.
+    /// When a shutdown stops waiting for streams; kept after the close.
     drain_deadline: Option<Instant>,
+    /// Streams not finished when the session closed (cut by the close).
+    streams_cut: Option<usize>,
     go_away_received: Option<u32>,
 
     streams: StreamMap<Stream>,
@@ -192,6 +194,7 @@ impl Session {
             hello_sent: false,
             lifecycle: Lifecycle::Active,
             drain_deadline: None,
+            streams_cut: None,
             go_away_received: None,
             streams: StreamMap::default(),
             next_local_id: Some(role.first_id()),
@@ -263,18 +266,25 @@ impl Session {
         }
     }
 
+    /// How many streams had not finished when the session closed: `None`
+    /// while it runs, `Some(0)` when every stream finished first.
+    pub fn streams_cut(&self) -> Option<usize> {
+        self.streams_cut
+    }
+
     /// Until when the last frames of a closed session may wait for a
     /// transport that does not take them, given that the driver first saw
-    /// the session closed at `now`: the graceful close's own deadline, at
-    /// once after a keepalive timeout (the peer is gone), otherwise
-    /// `close_timeout` from `now`.
+    /// the session closed at `now`: at once after a keepalive timeout (the
+    /// peer is gone), otherwise `close_flush_timeout` from `now`, or what
+    /// is left of a shutdown's deadline if that is later.
     pub fn flush_deadline(&self, now: Instant) -> Instant {
         if matches!(self.closed_reason(), Some(ConnError::KeepaliveTimeout)) {
             return now;
         }
-        self.drain_deadline
-            .or_else(|| now.checked_add(self.config.close_timeout))
-            .unwrap_or(now)
+        let floor = now
+            .checked_add(self.config.close_flush_timeout)
+            .unwrap_or(now);
+        self.drain_deadline.map_or(floor, |d| d.max(floor))
     }
 
     /// Whether either side has said that no new streams may open (a

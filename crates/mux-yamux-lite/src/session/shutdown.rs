@@ -1,5 +1,5 @@
-//! Ending the connection and its timers: the graceful close (GO_AWAY,
-//! then drain within `close_timeout`), the hard abort, and the clock-driven
+//! Ending the connection and its timers: the graceful shutdown (GO_AWAY,
+//! then streams finish until a deadline), the prompt close, the abort, and the clock-driven
 //! work the driver asks for with [`Session::poll_timeout`]: keepalive
 //! pings and their timeout, open timeouts, and dropped streams that wait
 //! for the peer to finish.
@@ -12,17 +12,25 @@ use super::{Event, Lifecycle, Session};
 use crate::frame::{go_away, reset_code, Frame};
 
 impl Session {
-    /// Starts a graceful close: GO_AWAY, refuse new streams, let open ones
-    /// drain for at most `close_timeout`.
-    pub fn close(&mut self, now: Instant) {
-        if !matches!(self.lifecycle, Lifecycle::Active) {
-            return;
+    /// Starts a graceful shutdown: GO_AWAY, refuse new streams, let open
+    /// ones finish until `deadline`, then reset what is left and close.
+    /// A second call can only bring the deadline closer.
+    pub fn shutdown(&mut self, deadline: Instant) {
+        match self.lifecycle {
+            Lifecycle::Closed(_) => return,
+            Lifecycle::Draining { deadline: d } => {
+                if deadline < d {
+                    self.lifecycle = Lifecycle::Draining { deadline };
+                    self.drain_deadline = Some(deadline);
+                }
+                return;
+            }
+            Lifecycle::Active => {}
         }
-        tracing::debug!("closing: go-away sent");
+        tracing::debug!("shutting down: go-away sent");
         self.control.push_back(Frame::GoAway {
             code: go_away::NORMAL,
         });
-        let deadline = now.checked_add(self.config.close_timeout).unwrap_or(now);
         self.lifecycle = Lifecycle::Draining { deadline };
         self.drain_deadline = Some(deadline);
         for id in std::mem::take(&mut self.accept_queue) {
@@ -35,6 +43,24 @@ impl Session {
         self.check_drained();
     }
 
+    /// Closes at once: GO_AWAY(`code`) goes out (unless a shutdown sent
+    /// one already), and every stream fails with [`ConnError::Closed`]
+    /// (bytes already received stay readable). The peer learns the
+    /// streams' end from the GO_AWAY and the transport's end that follows,
+    /// so no RESET goes out per stream.
+    pub fn close(&mut self, code: u32) {
+        match self.lifecycle {
+            Lifecycle::Closed(_) => return,
+            Lifecycle::Draining { .. } => {}
+            Lifecycle::Active => self.control.push_back(Frame::GoAway { code }),
+        }
+        tracing::debug!(code, "closing at once");
+        // The transport gets only the flush bound, not what is left of a
+        // shutdown's deadline.
+        self.drain_deadline = None;
+        self.abort(ConnError::Closed);
+    }
+
     /// Ends the connection at once (transport failure, or hard close).
     /// Every stream fails with `err` once its buffered bytes are read.
     pub fn abort(&mut self, err: ConnError) {
@@ -42,6 +68,8 @@ impl Session {
             return;
         }
         tracing::debug!(error = %err, "connection closed");
+        let unfinished = self.streams.values().filter(|s| !s.is_finished()).count();
+        self.streams_cut.get_or_insert(unfinished);
         self.lifecycle = Lifecycle::Closed(err);
         self.accept_queue.clear();
         self.ctrl_queue.clear();
@@ -140,6 +168,8 @@ impl Session {
         }
         if let Lifecycle::Draining { deadline } = self.lifecycle {
             if deadline <= now {
+                let unfinished = self.streams.values().filter(|s| !s.is_finished()).count();
+                self.streams_cut = Some(unfinished);
                 let ids: Vec<u32> = self.streams.keys().copied().collect();
                 for id in ids {
                     self.reset(StreamId(id), reset_code::CLOSE_TIMEOUT);

@@ -106,7 +106,8 @@ pub struct Tracked {
 }
 
 impl Tracked {
-    fn new(inner: DuplexStream) -> (Self, oneshot::Receiver<()>) {
+    /// `inner`, and what fires once the connection shuts it down.
+    pub fn new(inner: DuplexStream) -> (Self, oneshot::Receiver<()>) {
         let (tx, rx) = oneshot::channel();
         (
             Self {

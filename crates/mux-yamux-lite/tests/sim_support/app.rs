@@ -137,7 +137,10 @@ impl Sim {
     pub(super) fn close_conn(&mut self, s: usize) {
         if !self.peers[s].closed_by_app {
             let now = self.at();
-            self.peers[s].session.close(now);
+            let grace = self.peers[s].session.config().close_timeout;
+            self.peers[s]
+                .session
+                .shutdown(now.checked_add(grace).unwrap_or(now));
             self.peers[s].closed_by_app = true;
             self.lenient |= !self.final_close;
         }

@@ -415,3 +415,32 @@ async fn tiny_data_frame_flood_is_bounded_by_the_stream_window() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn empty_frames_count_over_the_lifetime_whatever_comes_between() {
+    bounded(async {
+        let config = quiet_config();
+        let limit = config.max_empty_frames;
+        let (conn, mut peer) = connect(Role::Server, config);
+        peer.handshake().await;
+        peer.send(syn(1)).await;
+        let empty = |n| encode_all(std::iter::repeat_n(data(1, Flags::NONE, b""), n));
+        // Bursts of empty frames with real traffic and a ping round trip
+        // between them: nothing resets the count.
+        let first = limit as usize / 2;
+        for (n, opaque) in [(first, 7), (limit as usize - first, 8)] {
+            peer.send_raw(&empty(n)).await;
+            peer.send(data(1, Flags::NONE, b"real")).await;
+            peer.send(Frame::Ping { ack: false, opaque }).await;
+            assert_eq!(
+                peer.recv_significant().await,
+                Some(Frame::Ping { ack: true, opaque })
+            );
+        }
+        assert!(!conn.is_closed(), "exactly the limit is allowed");
+        peer.send_raw(&empty(1)).await;
+        let err = expect_protocol_failure(&conn, &mut peer).await;
+        assert_eq!(err, ProtocolError::TooManyEmptyFrames);
+    })
+    .await;
+}

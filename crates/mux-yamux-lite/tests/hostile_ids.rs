@@ -11,7 +11,8 @@ use mux_yamux_lite::frame::{go_away, reset_code, Flags, Frame};
 use mux_yamux_lite::session::ProtocolError;
 use mux_yamux_lite::{Connection, Role};
 use support::{
-    bounded, connect, data, encode_all, expect_protocol_failure, quiet_config, syn, RawPeer,
+    bounded, connect, data, encode_all, expect_protocol_failure, handshake_with_window,
+    quiet_config, syn, RawPeer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -432,6 +433,76 @@ async fn nothing_follows_our_protocol_error_go_away() {
             Some(ProtocolError::StreamIdZero)
         );
         assert_eq!(conn.stats().streams, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ids_the_peer_skipped_are_closed_and_their_frames_discarded() {
+    bounded(async {
+        let (conn, mut peer) = connect(Role::Server, quiet_config());
+        peer.handshake().await;
+        // The peer opens 5, skipping 1 and 3: as in HTTP/2, they are closed.
+        peer.send(data(5, Flags::SYN.with(Flags::FIN), b"five"))
+            .await;
+        let mut five = conn.accept_stream().await.unwrap();
+        for frame in [
+            data(3, Flags::NONE, b"late"),
+            Frame::Window {
+                id: 1,
+                flags: Flags::NONE,
+                delta: 10,
+            },
+            Frame::Reset { id: 3, code: 0 },
+        ] {
+            peer.send(frame).await;
+        }
+        let mut got = String::new();
+        five.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "five");
+        fresh_stream_still_works(&conn, &mut peer, 7).await;
+        assert!(!conn.is_closed());
+        // Above the highest id the peer opened, an id was never opened.
+        peer.send(data(11, Flags::NONE, b"?")).await;
+        let err = expect_protocol_failure(&conn, &mut peer).await;
+        assert_eq!(err, ProtocolError::UnknownStream(11));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_protocol_error_drops_every_queued_frame_but_the_go_away() {
+    bounded(async {
+        let (conn, mut peer) = connect(Role::Client, quiet_config());
+        // A window of 0: written bytes wait in the stream until credit comes.
+        handshake_with_window(&mut peer, 0).await;
+        let mut s = conn.open_stream().await.unwrap();
+        s.write_all(b"queued, never framed").await.unwrap();
+        assert_eq!(peer.recv_significant().await, Some(syn(1)));
+        // One write: credit (the queued bytes could now be framed), then a
+        // fatal frame, both decoded before any output is pulled.
+        let burst = encode_all([
+            Frame::Window {
+                id: 1,
+                flags: Flags::ACK,
+                delta: 1 << 20,
+            },
+            data(0, Flags::NONE, b"fatal"),
+        ]);
+        peer.send_raw(&burst).await;
+        let frames = peer.recv_until_eof().await;
+        assert_eq!(
+            frames,
+            [Frame::GoAway {
+                code: go_away::PROTOCOL_ERROR
+            }],
+            "the queued DATA may not follow or precede the GO_AWAY"
+        );
+        let e = s.flush().await.unwrap_err();
+        match stream_err(&e) {
+            StreamError::ConnectionClosed(ConnError::Protocol(_)) => {}
+            other => panic!("the writer must learn of the protocol error: {other:?}"),
+        }
     })
     .await;
 }

@@ -122,7 +122,7 @@ impl Stream {
         if let Some(r) = self.reset {
             return Err(r.into());
         }
-        if self.send_buf.is_empty() {
+        if self.send_buf.is_empty() && !self.flags.unsent_dropped {
             return Ok(true);
         }
         if let Some(e) = closed {

@@ -70,6 +70,9 @@ pub(super) struct StreamFlags {
     /// its handle (`reset_code::DROPPED`): only our sending was cut off,
     /// so what arrived, up to the FIN, stays readable.
     pub(super) reads_outlive_reset: bool,
+    /// The connection ended with written bytes not yet framed; they are
+    /// gone, so a flush must fail rather than report them committed.
+    pub(super) unsent_dropped: bool,
 }
 
 /// A frame from the peer that breaks a rule of its stream. The session

@@ -378,6 +378,7 @@ impl Stream {
     /// are cleared; received bytes stay readable. `false` when nobody can
     /// read them (no handle, or still in the backlog): drop the stream.
     pub(crate) fn on_abort(&mut self) -> bool {
+        self.flags.unsent_dropped = !self.send_buf.is_empty();
         self.send_buf.clear();
         self.flags.in_ctrl_queue = false;
         self.flags.in_data_queue = false;

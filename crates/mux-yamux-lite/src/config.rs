@@ -11,13 +11,36 @@ pub const MAX_WINDOW: u32 = (1 << 31) - 1;
 /// The window every stream starts with unless configured otherwise (256 KiB).
 pub const DEFAULT_INITIAL_WINDOW: u32 = 256 * 1024;
 
+/// The byte layout a connection speaks. Both carry the same semantics
+/// through the same session; docs/PROTOCOL.md says how each rule looks in
+/// each, and what the yamux layout cannot carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Wire {
+    /// The native layout: TLV frames, a HELLO announcing each side's
+    /// limits, RESET with a code. Only this crate speaks it.
+    #[default]
+    Lite,
+    /// yamux 1.0 (hashicorp/yamux `spec.md`, libp2p's `/yamux/1.0.0`): the
+    /// layout rust-yamux, go-yamux, hashicorp/yamux and every libp2p node
+    /// speak. No HELLO: each side assumes the other's defaults.
+    Yamux,
+}
+
 /// Connection configuration. Build with [`Config::default`] and adjust fields.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
+    /// The byte layout on the wire. Default [`Wire::Lite`].
+    pub wire: Wire,
     /// Largest DATA payload this side sends and accepts. Default 64 KiB.
+    /// On the yamux wire it bounds only what this side sends (at most
+    /// 64 KiB, as go-yamux does); a peer's DATA may be as large as the
+    /// credit its stream holds, as hashicorp/yamux sends it.
     pub max_frame_payload: u32,
-    /// Receive window granted to each new stream. Default 256 KiB.
+    /// Receive window granted to each new stream. Default 256 KiB. On the
+    /// yamux wire at least 256 KiB (go-yamux refuses less); more is granted
+    /// by a delta on the stream's SYN or ACK.
     pub initial_window: u32,
     /// Largest receive window auto-tuning may grow a stream to. Default 16 MiB.
     pub max_window: u32,
@@ -88,6 +111,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            wire: Wire::Lite,
             max_frame_payload: 64 * 1024,
             initial_window: DEFAULT_INITIAL_WINDOW,
             max_window: 16 * 1024 * 1024,
@@ -116,6 +140,10 @@ impl Config {
     pub(crate) fn normalized(mut self) -> Self {
         self.max_frame_payload = self.max_frame_payload.clamp(1, 16 * 1024 * 1024);
         self.initial_window = self.initial_window.min(MAX_WINDOW);
+        if self.wire == Wire::Yamux {
+            // What a yamux peer assumes every stream starts with.
+            self.initial_window = self.initial_window.max(DEFAULT_INITIAL_WINDOW);
+        }
         self.max_window = self.max_window.clamp(self.initial_window, MAX_WINDOW);
         self.max_pending_opens = self.max_pending_opens.max(1);
         self.send_buffer = self.send_buffer.max(1);

@@ -72,7 +72,7 @@ pub mod wire;
 /// ids cannot aim at collisions it cannot predict.
 type StreamMap<V> = std::collections::HashMap<u32, V, foldhash::fast::RandomState>;
 
-pub use config::Config;
+pub use config::{Config, Wire};
 pub use connection::{Connection, YamuxLite};
 pub use session::{Role, Stats};
 pub use stream::Stream;

@@ -30,7 +30,11 @@ impl Session {
         let id = self.next_local_id.ok_or(ConnError::StreamIdsExhausted)?;
         self.next_local_id = id.checked_add(2);
         let send_window = self.peer.map_or(0, |h| h.initial_window);
-        let stream = Stream::on_open(send_window, self.config.initial_window);
+        let stream = Stream::on_open(
+            send_window,
+            self.config.initial_window,
+            self.advertised_window(),
+        );
         self.counts.on_opened(stream.recv_window());
         self.streams.insert(id, stream);
         self.open_deadlines

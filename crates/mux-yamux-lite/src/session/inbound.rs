@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::stream::{PeerFault, Stream};
 use super::{queue_data, Event, Lifecycle, ProtocolError, Session};
-use crate::config::MAX_WINDOW;
+use crate::config::{Wire, MAX_WINDOW};
 use crate::frame::{go_away, reset_code, Flags, Frame, Hello};
 use mux_core::{ConnError, StreamId};
 
@@ -40,6 +40,7 @@ impl Session {
         tracing::warn!(error = %err, "peer violated the protocol");
         self.control.clear();
         self.owed_pong = None;
+        self.go_away_sent = true;
         self.control.push_back(Frame::GoAway {
             code: go_away::PROTOCOL_ERROR,
         });
@@ -75,7 +76,13 @@ impl Session {
             Frame::Hello(_) => Err(ProtocolError::DuplicateHello),
             Frame::Data { id, flags, payload } => {
                 let len = payload.len();
-                if len > usize::try_from(self.config.max_frame_payload).unwrap_or(usize::MAX) {
+                // yamux negotiates no frame size: the stream's credit,
+                // checked below, is the bound there.
+                let max = match self.config.wire {
+                    Wire::Lite => self.config.max_frame_payload,
+                    Wire::Yamux => MAX_WINDOW,
+                };
+                if len > usize::try_from(max).unwrap_or(usize::MAX) {
                     return Err(ProtocolError::PayloadTooLarge {
                         len,
                         max: self.config.max_frame_payload,
@@ -175,10 +182,16 @@ impl Session {
         if self.role.owns(id) {
             return Err(ProtocolError::WrongParity(id));
         }
-        if id <= self.last_remote_id {
+        // yamux peers may open lazily (the SYN rides the first frame), so
+        // their SYNs can arrive out of id order.
+        let fresh = match self.config.wire {
+            Wire::Lite => id > self.last_remote_id,
+            Wire::Yamux => self.seen_ids.insert(id),
+        };
+        if !fresh {
             return Err(ProtocolError::StreamIdReused(id));
         }
-        self.last_remote_id = id;
+        self.last_remote_id = self.last_remote_id.max(id);
         let refuse = !matches!(self.lifecycle, Lifecycle::Active)
             || self.go_away_received.is_some()
             || self.counts.inbound_full(&self.config)
@@ -193,7 +206,11 @@ impl Session {
             return Ok(false);
         }
         let send_window = self.peer.map_or(0, |h| h.initial_window);
-        let stream = Stream::on_syn(send_window, self.config.initial_window);
+        let stream = Stream::on_syn(
+            send_window,
+            self.config.initial_window,
+            self.advertised_window(),
+        );
         self.counts.on_incoming(stream.recv_window());
         self.streams.insert(id, stream);
         self.accept_queue.push_back(id);
@@ -215,11 +232,7 @@ impl Session {
             return Ok(());
         }
         let Some(s) = self.streams.get_mut(&id) else {
-            return if self.is_past_stream(id) {
-                Ok(()) // late frame for a stream that is gone: discard
-            } else {
-                Err(ProtocolError::UnknownStream(id))
-            };
+            return self.on_unknown_stream(id);
         };
         if flags.contains(Flags::ACK) {
             match s.on_ack() {
@@ -264,6 +277,24 @@ impl Session {
         Ok(())
     }
 
+    /// A frame for stream `id`, which is not in the table. A late frame for
+    /// a stream that is gone is discarded. One for an id never opened is
+    /// fatal on the lite wire; yamux peers drain such frames silently and
+    /// expect the same, so on the yamux wire it is discarded too, counted
+    /// against `max_empty_frames` like any frame that carries nothing.
+    fn on_unknown_stream(&mut self, id: u32) -> Result<(), ProtocolError> {
+        if self.is_past_stream(id) {
+            return Ok(());
+        }
+        if self.config.wire == Wire::Yamux {
+            tracing::trace!(stream = id, "frame for a stream never opened: discarded");
+            return self
+                .count_empty()
+                .map_err(|_| ProtocolError::UnknownStream(id));
+        }
+        Err(ProtocolError::UnknownStream(id))
+    }
+
     /// What a peer's breach of a stream rule costs: the connection, or
     /// (for DATA or FIN after its FIN) the stream alone.
     fn on_peer_fault(&mut self, id: u32, fault: PeerFault) -> Result<(), ProtocolError> {
@@ -295,11 +326,7 @@ impl Session {
             return Err(ProtocolError::StreamIdZero);
         }
         let Some(s) = self.streams.get_mut(&id) else {
-            return if self.is_past_stream(id) {
-                Ok(())
-            } else {
-                Err(ProtocolError::UnknownStream(id))
-            };
+            return self.on_unknown_stream(id);
         };
         let Some(in_backlog) = s.on_reset_received(code) else {
             return Ok(());

@@ -27,6 +27,7 @@ mod error;
 mod inbound;
 mod invariants;
 mod outbound;
+mod seen_ids;
 mod shutdown;
 mod stream;
 
@@ -36,12 +37,13 @@ use std::time::{Duration, Instant};
 
 use mux_core::{ConnError, StreamError, StreamId};
 
-use crate::config::Config;
+use crate::config::{Config, Wire, DEFAULT_INITIAL_WINDOW};
 use crate::frame::{Frame, Hello};
 use crate::StreamMap;
 use chunks::Spares;
 use counts::StreamCounts;
 pub use error::ProtocolError;
+use seen_ids::SeenIds;
 use stream::Stream;
 
 /// Control frames that may wait to be sent before this side stops reading
@@ -152,10 +154,14 @@ pub struct Session {
     /// Streams not finished when the session closed (cut by the close).
     streams_cut: Option<usize>,
     go_away_received: Option<u32>,
+    /// This side queued its GO_AWAY (at most one goes out).
+    go_away_sent: bool,
 
     streams: StreamMap<Stream>,
     next_local_id: Option<u32>,
     last_remote_id: u32,
+    /// The peer's ids opened out of order (yamux wire only).
+    seen_ids: SeenIds,
     accept_queue: VecDeque<u32>,
     counts: StreamCounts,
 
@@ -185,20 +191,26 @@ pub struct Session {
 
 impl Session {
     /// Creates a session. `now` starts the keepalive clock; the HELLO and a
-    /// first RTT ping are the first frames [`poll_frame`](Self::poll_frame) yields.
+    /// first RTT ping are the first frames [`poll_frame`](Self::poll_frame)
+    /// yields. On the yamux wire there is no HELLO: the session starts as
+    /// if it had sent one and received [`YAMUX_PEER`].
     pub fn new(role: Role, config: Config, now: Instant) -> Self {
+        let config = config.normalized();
+        let yamux = config.wire == Wire::Yamux;
         Self {
             role,
-            config: config.normalized(),
-            peer: None,
-            hello_sent: false,
+            config,
+            peer: yamux.then_some(YAMUX_PEER),
+            hello_sent: yamux,
             lifecycle: Lifecycle::Active,
             drain_deadline: None,
             streams_cut: None,
             go_away_received: None,
+            go_away_sent: false,
             streams: StreamMap::default(),
             next_local_id: Some(role.first_id()),
             last_remote_id: 0,
+            seen_ids: SeenIds::default(),
             accept_queue: VecDeque::new(),
             counts: StreamCounts::default(),
             spares: Spares::default(),
@@ -331,6 +343,24 @@ impl Session {
 
     // ----- bookkeeping shared by the submodules -----------------------------
 
+    /// The part of a new stream's receive window the peer knows without
+    /// being told: on the yamux wire the 256 KiB every peer assumes (the
+    /// rest goes out with the stream's SYN or ACK), otherwise all of it,
+    /// announced in our HELLO.
+    fn advertised_window(&self) -> u32 {
+        match self.config.wire {
+            Wire::Lite => self.config.initial_window,
+            Wire::Yamux => self.config.initial_window.min(DEFAULT_INITIAL_WINDOW),
+        }
+    }
+
+    /// Queues this side's GO_AWAY(`code`), unless one was queued already.
+    fn send_go_away(&mut self, code: u32) {
+        if !std::mem::replace(&mut self.go_away_sent, true) {
+            self.control.push_back(Frame::GoAway { code });
+        }
+    }
+
     fn stream_mut(&mut self, id: u32) -> Result<&mut Stream, StreamError> {
         stream_in(&mut self.streams, &self.lifecycle, id)
     }
@@ -412,6 +442,9 @@ impl Session {
     }
 
     fn finish_close(&mut self) {
+        // On the yamux wire a shutdown's GO_AWAY goes out only now (see
+        // `shutdown`); elsewhere it went out when the shutdown began.
+        self.send_go_away(crate::frame::go_away::NORMAL);
         self.abort(ConnError::Closed);
     }
 
@@ -466,6 +499,19 @@ fn queue_data(queue: &mut VecDeque<u32>, id: u32, s: &mut Stream) {
         queue.push_back(id);
     }
 }
+
+/// What a yamux peer is taken to have announced, as it sends no HELLO:
+/// the 256 KiB window every yamux implementation starts streams with, the
+/// 64 KiB frames go-yamux splits at (rust-yamux refuses bodies over 1 MiB),
+/// and 256 concurrent streams from this side. rust-yamux ends the whole
+/// connection past 512 streams of both sides together, so this side stays
+/// at half of that.
+pub const YAMUX_PEER: Hello = Hello {
+    version: Hello::VERSION,
+    initial_window: DEFAULT_INITIAL_WINDOW,
+    max_frame_payload: 64 * 1024,
+    max_inbound_streams: 256,
+};
 
 /// Entries a queue keeps room for after [`Session::release_idle_storage`].
 const IDLE_QUEUE_ROOM: usize = 8;

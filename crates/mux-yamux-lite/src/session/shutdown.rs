@@ -9,6 +9,7 @@ use std::time::Instant;
 use mux_core::{ConnError, StreamId};
 
 use super::{Event, Lifecycle, Session};
+use crate::config::Wire;
 use crate::frame::{go_away, reset_code, Frame};
 
 impl Session {
@@ -27,10 +28,13 @@ impl Session {
             }
             Lifecycle::Active => {}
         }
-        tracing::debug!("shutting down: go-away sent");
-        self.control.push_back(Frame::GoAway {
-            code: go_away::NORMAL,
-        });
+        tracing::debug!("shutting down");
+        // rust-yamux and go-yamux end every stream on any GO_AWAY, so on
+        // the yamux wire it waits until the streams have finished
+        // (`finish_close`), as rust-yamux's own close does.
+        if self.config.wire == Wire::Lite {
+            self.send_go_away(go_away::NORMAL);
+        }
         self.lifecycle = Lifecycle::Draining { deadline };
         self.drain_deadline = Some(deadline);
         for id in std::mem::take(&mut self.accept_queue) {
@@ -43,17 +47,16 @@ impl Session {
         self.check_drained();
     }
 
-    /// Closes at once: GO_AWAY(`code`) goes out (unless a shutdown sent
+    /// Closes at once: GO_AWAY(`code`) goes out (unless a shutdown queued
     /// one already), and every stream fails with [`ConnError::Closed`]
     /// (bytes already received stay readable). The peer learns the
     /// streams' end from the GO_AWAY and the transport's end that follows,
     /// so no RESET goes out per stream.
     pub fn close(&mut self, code: u32) {
-        match self.lifecycle {
-            Lifecycle::Closed(_) => return,
-            Lifecycle::Draining { .. } => {}
-            Lifecycle::Active => self.control.push_back(Frame::GoAway { code }),
+        if matches!(self.lifecycle, Lifecycle::Closed(_)) {
+            return;
         }
+        self.send_go_away(code);
         tracing::debug!(code, "closing at once");
         // The transport gets only the flush bound, not what is left of a
         // shutdown's deadline.
@@ -128,6 +131,7 @@ impl Session {
                     // waits (a GO_AWAY(0) of a close in the same turn, say).
                     self.control.clear();
                     self.owed_pong = None;
+                    self.go_away_sent = true;
                     self.control.push_back(Frame::GoAway {
                         code: go_away::KEEPALIVE_TIMEOUT,
                     });

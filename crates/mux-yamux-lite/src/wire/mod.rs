@@ -3,15 +3,17 @@
 //! The session is written against semantic frames only; the driver, which
 //! owns the transport, is the one place that turns them into bytes and
 //! back, through a [`Layout`]. [`lite::Lite`] is the native layout
-//! (mux-frame TLV frames); a second layout implements the same trait and
-//! leaves the session untouched. Sans-IO users (simulators, fuzzers) drive
+//! (mux-frame TLV frames) and [`yamux::Yamux`] the yamux 1.0 one;
+//! [`layout`] picks by `Config::wire`. Sans-IO users (simulators, fuzzers) drive
 //! a [`Session`](crate::session::Session) through the same codec.
 
 pub mod lite;
+pub mod yamux;
 
 use bytes::{Bytes, BytesMut};
 use std::fmt;
 
+use crate::config::Wire;
 use crate::frame::{Flags, Frame};
 use crate::session::ProtocolError;
 
@@ -69,9 +71,12 @@ pub trait Layout: fmt::Debug + Send + Sync + 'static {
     }
 }
 
-/// The layout a connection with `config` speaks.
-pub(crate) fn layout(config: &crate::config::Config) -> Box<dyn Layout> {
-    Box::new(lite::Lite::new(config.max_frame_payload))
+/// The layout a connection with `config` (normalized) speaks.
+pub fn layout(config: &crate::config::Config) -> Box<dyn Layout> {
+    match config.wire {
+        Wire::Lite => Box::new(lite::Lite::new(config.max_frame_payload)),
+        Wire::Yamux => Box::new(yamux::Yamux::new(config.max_window)),
+    }
 }
 
 /// Reads a big-endian `u32` at `at`, or `None` past the end.

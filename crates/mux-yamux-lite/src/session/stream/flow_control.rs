@@ -37,12 +37,16 @@ pub(crate) struct RecvWindow {
 }
 
 impl RecvWindow {
-    pub(crate) fn new(window: u32) -> Self {
+    /// A window of `window` bytes, of which the peer already knows
+    /// `advertised` (at most `window`): the rest counts as consumed, so the
+    /// next window update grants it.
+    pub(crate) fn with_advertised(window: u32, advertised: u32) -> Self {
+        let credit = advertised.min(window);
         let w = Self {
             window,
-            credit: window,
+            credit,
             buffered: 0,
-            consumed: 0,
+            consumed: window.saturating_sub(credit),
             last_update: None,
         };
         w.debug_check();
@@ -232,7 +236,7 @@ mod tests {
     #[test]
     fn received_bytes_move_from_credit_to_buffered_to_consumed_and_back() {
         let now = Instant::now();
-        let mut w = RecvWindow::new(100);
+        let mut w = RecvWindow::with_advertised(100, 100);
         assert_eq!(w.admit(60), Ok(60));
         w.on_received(60, true);
         assert_eq!(w.admit(41), Err(40), "DATA beyond the credit is refused");
@@ -271,7 +275,7 @@ mod tests {
     #[cfg(debug_assertions)]
     #[should_panic(expected = "underflows")]
     fn reading_more_than_was_buffered_is_caught() {
-        let mut w = RecvWindow::new(100);
+        let mut w = RecvWindow::with_advertised(100, 100);
         w.on_received(10, true);
         w.on_read(11);
     }

@@ -23,17 +23,23 @@ const COPY_PAYLOADS_BELOW: usize = 16 * 1024;
 impl Stream {
     /// Row 1: the application opens a stream. Its SYN is owed; before the
     /// peer's HELLO `send_window` is 0.
-    pub(crate) fn on_open(send_window: u32, recv_window: u32) -> Self {
-        Self::new(true, send_window, recv_window)
+    pub(crate) fn on_open(send_window: u32, recv_window: u32, advertised: u32) -> Self {
+        Self::new(true, send_window, recv_window, advertised)
     }
 
     /// Row 5: the peer's SYN opens a stream; it waits in the accept
     /// backlog, without a handle.
-    pub(crate) fn on_syn(send_window: u32, recv_window: u32) -> Self {
-        Self::new(false, send_window, recv_window)
+    pub(crate) fn on_syn(send_window: u32, recv_window: u32, advertised: u32) -> Self {
+        Self::new(false, send_window, recv_window, advertised)
     }
 
-    fn new(outbound: bool, send_window: u32, recv_window: u32) -> Self {
+    /// A stream with a receive window of `recv_window`, of which the peer
+    /// already assumes `advertised` (a yamux peer assumes 256 KiB); the
+    /// rest goes out as the delta of its first window update, with its
+    /// SYN or ACK.
+    fn new(outbound: bool, send_window: u32, recv_window: u32, advertised: u32) -> Self {
+        let recv_window = RecvWindow::with_advertised(recv_window, advertised);
+        let window_pending = recv_window.consumed() > 0;
         Self {
             send: SendState::Open,
             recv: RecvState::Open,
@@ -41,10 +47,11 @@ impl Stream {
             send_buf: Chunks::default(),
             send_window: SendWindow::new(send_window),
             recv_buf: Chunks::default(),
-            recv_window: RecvWindow::new(recv_window),
+            recv_window,
             flags: StreamFlags {
                 outbound,
                 syn_pending: outbound,
+                window_pending,
                 detached: !outbound,
                 in_backlog: !outbound,
                 live: true,

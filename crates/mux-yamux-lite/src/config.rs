@@ -45,9 +45,12 @@ pub struct Config {
     /// Largest receive window auto-tuning may grow a stream to. Default 16 MiB.
     pub max_window: u32,
     /// Ceiling on the sum of all streams' receive windows, which bounds the
-    /// bytes a peer can make this side buffer. Windows start at
-    /// `initial_window` regardless, and grow only within this budget.
-    /// Default 256 MiB.
+    /// bytes a peer can make this side buffer. A SYN whose `initial_window`
+    /// it cannot admit is refused with RESET(REFUSED), whether or not the
+    /// application would accept the stream, and windows grow only within
+    /// it. Streams this side opens get `initial_window` regardless (the
+    /// application decides how many it opens); they count against it, so
+    /// the peer's streams and window growth then get less. Default 256 MiB.
     pub connection_receive_budget: u64,
     /// Concurrent streams the peer may open; an excess SYN is refused with a
     /// RESET of that stream only. Default 1000.
@@ -100,11 +103,13 @@ pub struct Config {
     pub close_flush_timeout: Duration,
     /// Full read blocks (256 KiB each, more if `max_frame_payload` needs
     /// it) the driver keeps to reuse once the streams have read their
-    /// slices, instead of asking the allocator for fresh pages. While
-    /// traffic flows this is the memory a connection may keep beyond what
-    /// its streams hold; all of it goes after 0.5–1 s without reads. Lower
-    /// it for many busy connections on little memory; 0 keeps none.
-    /// Default 64 (16 MiB at most).
+    /// slices, instead of asking the allocator for fresh pages. Unread
+    /// received bytes cost at most twice their size plus this many blocks
+    /// and the one being filled, whatever frames the peer sends: received
+    /// payloads are slices of the blocks, and once slices pin more blocks
+    /// than this and twice their bytes, they are copied out. All of it
+    /// goes after 0.5–1 s without reads. Lower it for many busy
+    /// connections on little memory; 0 keeps none. Default 64 (16 MiB).
     pub read_blocks_kept: usize,
 }
 

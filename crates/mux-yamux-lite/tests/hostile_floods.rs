@@ -33,6 +33,55 @@ fn client_ids(n: u32) -> impl Iterator<Item = u32> {
 }
 
 #[tokio::test]
+async fn a_syn_whose_window_the_receive_budget_cannot_admit_is_refused() {
+    bounded(async {
+        let mut config = quiet_config();
+        config.initial_window = 64 * 1024;
+        config.connection_receive_budget = 3 * 64 * 1024 + 1;
+        let (conn, mut peer) = connect(Role::Server, config);
+        peer.handshake().await;
+        // Three initial windows fit; the fourth and fifth do not, accepted
+        // or not.
+        for id in client_ids(5) {
+            peer.send(syn(id)).await;
+        }
+        for id in [7, 9] {
+            assert_eq!(
+                peer.recv_significant().await,
+                Some(Frame::Reset {
+                    id,
+                    code: reset_code::REFUSED
+                })
+            );
+        }
+        assert_eq!(conn.stats().streams_refused, 2);
+        let first = conn.accept_stream().await.unwrap();
+        assert_eq!(first.id(), StreamId(1));
+        // A stream that ends gives its window back to the budget.
+        peer.send(Frame::Reset { id: 1, code: 0 }).await;
+        drop(first);
+        peer.send(syn(11)).await;
+        peer.send(Frame::Ping {
+            ack: false,
+            opaque: 7,
+        })
+        .await;
+        assert_eq!(
+            peer.recv_significant().await,
+            Some(Frame::Ping {
+                ack: true,
+                opaque: 7
+            })
+        );
+        assert_eq!(conn.stats().streams_refused, 2);
+        for id in [3, 5, 11] {
+            assert_eq!(conn.accept_stream().await.unwrap().id(), StreamId(id));
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn syn_flood_beyond_max_inbound_streams_is_refused_stream_by_stream() {
     const FLOOD: u32 = 100_000;
     const LIMIT: usize = 100;
@@ -183,9 +232,11 @@ async fn stream_fault_reset_flood_is_stopped_at_max_peer_error_resets() {
     const STREAMS: u32 = 5_000;
     bounded(async {
         let mut config = quiet_config();
-        // Faulty streams wait in the backlog (the app is not accepting);
-        // make room so the fault limit, not the backlog, is what binds.
+        // Faulty streams wait in the backlog (the app is not accepting),
+        // each with its window in the receive budget; make room so the
+        // fault limit, not the backlog or the budget, is what binds.
         config.accept_backlog = 2_000;
+        config.connection_receive_budget = u64::MAX;
         let limit = config.max_peer_error_resets;
         assert_eq!(limit, 1024);
         let (conn, mut peer) = connect(Role::Server, config);

@@ -194,6 +194,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                 }
             }
         }
+        self.read.keep_within(session);
         if session.poll_timeout().is_some_and(|t| t <= now) {
             session.handle_timeout(now);
         }

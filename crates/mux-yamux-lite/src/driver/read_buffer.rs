@@ -10,19 +10,29 @@
 //! So a full block is retired, not dropped: the buffer keeps a handle to
 //! it, and once its last slice is gone, it becomes the next block.
 //!
-//! Limits: at most `Config::read_blocks_kept` handles are kept (older ones
-//! are let go; their memory is then freed by whoever drops the last slice), and
-//! once nothing has been read for an idle spell ([`IDLE_TRIM`] to twice
-//! that: the check runs on a timer, once per spell), every block is let go, so
-//! an idle connection holds no read buffer at all. Trimming waits for that
-//! quiet spell because letting go of blocks while traffic flows means
-//! faulting in fresh ones a moment later: a single bulk stream keeps three
-//! or four blocks in rotation.
+//! Limits: a retired block is tracked while slices keep it alive, and at
+//! most `Config::read_blocks_kept` retired blocks are kept beyond those
+//! that unread slices outweigh, so that the blocks a connection holds stay
+//! within twice the unread bytes held as slices plus that many blocks and
+//! the one being filled. Whenever a block is retired
+//! ([`ReadBuffer::keep_within`]) free blocks beyond that are let go, and
+//! if slices still pin more, the session copies every unread slice out
+//! (`Session::copy_out_received`), which frees them all. A peer that
+//! spreads payloads over many blocks, each held by one stream nobody reads,
+//! thus costs a copy of those payloads instead of a block each; a bulk
+//! stream whose reader keeps up pins a few blocks and is never copied.
+//! Once nothing has been read for an idle spell ([`IDLE_TRIM`] to twice
+//! that: the check runs on a timer, once per spell), every block is let go
+//! (and unread slices copied out), so an idle connection holds no read
+//! buffer at all. Trimming waits for that quiet spell because letting go of
+//! blocks while traffic flows means faulting in fresh ones a moment later:
+//! a single bulk stream keeps three or four blocks in rotation.
 
 use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::session::Session;
 use crate::wire::Layout;
 
 /// The usual block size; also the most one read asks the transport for.
@@ -55,10 +65,13 @@ pub(crate) struct ReadBuffer {
     buf: BytesMut,
     /// `buf` is still the empty initial value, not a block.
     unallocated: bool,
+    /// Full blocks, oldest first: pinned by unread slices, or free for reuse.
     retired: VecDeque<BytesMut>,
     block: usize,
-    /// Most retired blocks tracked, waiting for their slices to be read.
+    /// Retired blocks kept whatever the unread slices weigh.
     kept: usize,
+    /// A block was retired since [`ReadBuffer::keep_within`] last ran.
+    retired_since_check: bool,
     /// The largest frame, header included.
     max_frame: usize,
     /// Bytes of partial frames copied to a new block (for tests).
@@ -85,6 +98,7 @@ impl ReadBuffer {
             retired: VecDeque::new(),
             block: BLOCK.max(max_frame.saturating_add(MIN_ROOM)),
             kept,
+            retired_since_check: false,
             max_frame,
             #[cfg(test)]
             carried: 0,
@@ -169,8 +183,49 @@ impl ReadBuffer {
         let mut old = std::mem::replace(&mut self.buf, next);
         old.clear();
         self.retired.push_back(old);
-        if self.retired.len() > self.kept {
-            self.retired.pop_front();
+        self.retired_since_check = true;
+        self.let_go_of_free_blocks(self.kept);
+    }
+
+    /// Lets go of free retired blocks, oldest first, until at most `most`
+    /// blocks are retired or none is free.
+    fn let_go_of_free_blocks(&mut self, most: usize) {
+        let block = self.block;
+        let mut excess = self.retired.len().saturating_sub(most);
+        if excess > 0 {
+            self.retired.retain_mut(|b| {
+                let drop = excess > 0 && b.try_reclaim(block);
+                excess = excess.saturating_sub(usize::from(drop));
+                !drop
+            });
+        }
+    }
+
+    /// Keeps the retired blocks within `read_blocks_kept` plus twice the
+    /// unread bytes `session` holds as slices, once a block was retired
+    /// since the last call: lets go of free blocks beyond that and, if
+    /// slices still pin more, has the session copy them out. The driver
+    /// calls this every turn, under the session's lock.
+    pub(crate) fn keep_within(&mut self, session: &mut Session) {
+        if !std::mem::take(&mut self.retired_since_check) || self.retired.len() <= self.kept {
+            return;
+        }
+        let by_reference = usize::try_from(session.received_by_reference()).unwrap_or(usize::MAX);
+        let most = self.kept.max(
+            by_reference
+                .saturating_mul(2)
+                .checked_div(self.block)
+                .unwrap_or(0),
+        );
+        self.let_go_of_free_blocks(most);
+        if self.retired.len() > most {
+            tracing::debug!(
+                blocks = self.retired.len(),
+                by_reference,
+                "unread slices pin more read blocks than they weigh; copying them out"
+            );
+            session.copy_out_received();
+            self.let_go_of_free_blocks(self.kept);
         }
     }
 
@@ -372,8 +427,15 @@ mod tests {
             pins.push(rb.buf.split().freeze());
         }
         fill(&mut rb, 0);
-        assert_eq!(rb.retired(), KEPT);
+        assert_eq!(rb.retired(), KEPT + 5, "pinned blocks stay tracked");
         pins.clear();
+        rb.buf.clear();
+        // The next block retired lets go of the free ones beyond `KEPT`.
+        fill(&mut rb, BLOCK);
+        let pin = rb.buf.split().freeze();
+        fill(&mut rb, 0);
+        assert_eq!(rb.retired(), KEPT);
+        drop(pin);
         rb.buf.clear();
         let t0 = Instant::now();
         rb.note_read(1);
@@ -403,8 +465,14 @@ mod tests {
                 pins.push(rb.buf.split().freeze());
             }
             fill(&mut rb, 0);
-            assert_eq!(rb.retired(), kept, "older handles let go");
+            assert_eq!(rb.retired(), 5, "pinned blocks stay tracked");
             assert!(rb.buf.capacity() >= BLOCK, "a fresh block all the same");
+            // One retired block stays pinned, and the current one too.
+            pins.truncate(1);
+            fill(&mut rb, BLOCK);
+            pins.push(rb.buf.split().freeze());
+            fill(&mut rb, 0);
+            assert_eq!(rb.retired(), 2, "free blocks beyond {kept} let go");
         }
     }
 

@@ -6,7 +6,11 @@
 //! the connection lock) is framed without another copy. Receiving: a large
 //! DATA payload is kept as sliced from the read buffer, while tiny payloads
 //! are copied, so a flood of 1-byte frames costs bytes, not a queue entry
-//! each, and cannot pin read buffers.
+//! each, and cannot pin read buffers. A slice keeps its whole read buffer
+//! alive, so the queue counts the bytes it holds by reference, and the
+//! driver has them copied out when the buffers they keep outweigh them
+//! (`driver/read_buffer.rs`). Storage of the queue's own holds at most
+//! twice its bytes.
 //!
 //! An emptied queue gives its storage to the session's [`Spares`] rather
 //! than to the allocator: an idle stream holds no storage, yet a stream
@@ -33,12 +37,23 @@ pub(crate) struct Chunks(Option<Box<Inner>>);
 #[derive(Debug, Default)]
 struct Inner {
     /// Sealed chunks, oldest first; they come before `tail`.
-    chunks: VecDeque<Bytes>,
+    chunks: VecDeque<Chunk>,
     /// The newest bytes, still growing.
     tail: BytesMut,
     len: usize,
+    /// Bytes of `chunks` kept as pushed, whose storage may be shared.
+    by_reference: usize,
     /// The largest the tail's storage was seen to be.
     tail_size: usize,
+}
+
+/// A sealed chunk, and whether it is kept as pushed (its storage may be a
+/// larger buffer it shares) or is storage of its own, at most twice its
+/// length.
+#[derive(Debug)]
+struct Chunk {
+    bytes: Bytes,
+    by_reference: bool,
 }
 
 /// Emptied queue storage, kept by the session for its streams' next use.
@@ -94,17 +109,57 @@ impl Chunks {
             .max(q.tail.len().saturating_add(q.tail.capacity()));
     }
 
-    /// Appends `chunk` without copying it.
+    /// Bytes kept as pushed, not copied: they may keep a larger buffer
+    /// alive.
+    pub(crate) fn by_reference(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| q.by_reference)
+    }
+
+    /// Appends `chunk`, a buffer of its own, without copying it.
     pub(crate) fn push(&mut self, chunk: Bytes, spares: &mut Spares) {
         if chunk.is_empty() {
             return;
         }
         let q = self.inner(spares);
         if !q.tail.is_empty() {
-            q.chunks.push_back(q.tail.split().freeze());
+            // The sealed bytes share the tail's storage, which the next
+            // bytes keep filling: many small writes around large ones
+            // allocate nothing more.
+            let bytes = q.tail.split().freeze();
+            q.chunks.push_back(Chunk::own(bytes));
         }
         q.len = q.len.saturating_add(chunk.len());
-        q.chunks.push_back(chunk);
+        q.chunks.push_back(Chunk::own(chunk));
+    }
+
+    /// Appends `chunk`, a slice of a larger buffer, without copying it, and
+    /// counts it as held by reference. Whatever the peer sends, storage of
+    /// the queue's own stays within twice its bytes.
+    pub(crate) fn push_by_reference(&mut self, chunk: Bytes, spares: &mut Spares) {
+        if chunk.is_empty() {
+            return;
+        }
+        let q = self.inner(spares);
+        q.seal_tail();
+        q.len = q.len.saturating_add(chunk.len());
+        q.by_reference = q.by_reference.saturating_add(chunk.len());
+        q.chunks.push_back(Chunk {
+            bytes: chunk,
+            by_reference: true,
+        });
+    }
+
+    /// Replaces every chunk kept as pushed with a copy of its own, so the
+    /// buffers it was a slice of can be freed.
+    pub(crate) fn copy_out_references(&mut self) {
+        let Some(q) = self.0.as_mut().filter(|q| q.by_reference > 0) else {
+            return;
+        };
+        for chunk in q.chunks.iter_mut().filter(|c| c.by_reference) {
+            chunk.bytes = exact_copy(&chunk.bytes);
+            chunk.by_reference = false;
+        }
+        q.by_reference = 0;
     }
 
     /// Takes up to `max` bytes from the front, without copying; the result
@@ -113,15 +168,23 @@ impl Chunks {
         let Some(q) = self.0.as_mut() else {
             return Bytes::new();
         };
-        let taken = match q.chunks.front_mut() {
-            Some(front) if front.len() > max => front.split_to(max),
-            Some(_) => q.chunks.pop_front().unwrap_or_default(),
+        let (taken, by_reference) = match q.chunks.front_mut() {
+            Some(front) if front.bytes.len() > max => {
+                (front.bytes.split_to(max), front.by_reference)
+            }
+            Some(_) => q
+                .chunks
+                .pop_front()
+                .map_or((Bytes::new(), false), |c| (c.bytes, c.by_reference)),
             None => {
                 let n = max.min(q.tail.len());
-                q.tail.split_to(n).freeze()
+                (q.tail.split_to(n).freeze(), false)
             }
         };
         q.len = q.len.saturating_sub(taken.len());
+        if by_reference {
+            q.by_reference = q.by_reference.saturating_sub(taken.len());
+        }
         // An idle stream should hold no storage, but a bulk flow, which
         // empties the queue after every large chunk, should not allocate it
         // again for every frame.
@@ -137,6 +200,44 @@ impl Chunks {
     pub(crate) fn clear(&mut self) {
         self.0 = None;
     }
+}
+
+impl Inner {
+    /// Moves the tail's bytes into a chunk of their own, keeping every
+    /// sealed chunk's storage within twice its length: a half-empty tail
+    /// is copied out and keeps its storage for what comes next; a fuller
+    /// one is split off whole, and the next bytes start new storage (a
+    /// split tail would grow into storage as large as the old one, however
+    /// few bytes it then holds).
+    fn seal_tail(&mut self) {
+        if self.tail.is_empty() {
+            return;
+        }
+        let bytes = if self.tail.capacity() > self.tail.len().saturating_mul(2) {
+            let copy = exact_copy(&self.tail);
+            self.tail.clear();
+            copy
+        } else {
+            std::mem::take(&mut self.tail).freeze()
+        };
+        self.chunks.push_back(Chunk::own(bytes));
+    }
+}
+
+impl Chunk {
+    fn own(bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            by_reference: false,
+        }
+    }
+}
+
+/// `src` in storage of exactly its length.
+fn exact_copy(src: &[u8]) -> Bytes {
+    let mut copy = BytesMut::with_capacity(src.len());
+    crate::copy::extend(&mut copy, src);
+    copy.freeze()
 }
 
 #[cfg(test)]

@@ -54,8 +54,10 @@ impl StreamCounts {
     }
 
     /// What is left of `connection_receive_budget` for windows to grow
-    /// into. Initial windows are granted without asking the budget, so the
-    /// streams may use more than all of it; then nothing is left.
+    /// into and for the peer's streams to open with. Streams this side
+    /// opens get their initial window without asking the budget (the
+    /// application decides how many it opens), so the streams may use more
+    /// than all of it; then nothing is left.
     pub(super) fn budget_left(&self, config: &Config) -> u64 {
         config
             .connection_receive_budget

@@ -167,6 +167,23 @@ impl Session {
         Ok(())
     }
 
+    /// Unread received bytes, over all streams, kept as slices of the
+    /// buffers they were decoded from (each keeps its whole buffer alive).
+    pub(crate) fn received_by_reference(&self) -> u64 {
+        self.streams
+            .values()
+            .map(|s| u64::try_from(s.received_by_reference()).unwrap_or(u64::MAX))
+            .fold(0, u64::saturating_add)
+    }
+
+    /// Copies every unread received byte kept as a slice into storage of
+    /// its own, so that the buffers the slices kept alive can be freed.
+    pub(crate) fn copy_out_received(&mut self) {
+        for s in self.streams.values_mut() {
+            s.copy_out_received();
+        }
+    }
+
     /// Whether `id` belonged to a stream that existed and is gone, as
     /// opposed to one that was never opened.
     pub(super) fn is_past_stream(&self, id: u32) -> bool {
@@ -195,7 +212,8 @@ impl Session {
         let refuse = !matches!(self.lifecycle, Lifecycle::Active)
             || self.go_away_received.is_some()
             || self.counts.inbound_full(&self.config)
-            || self.accept_queue.len() >= self.config.accept_backlog;
+            || self.accept_queue.len() >= self.config.accept_backlog
+            || self.counts.budget_left(&self.config) < u64::from(self.config.initial_window);
         if refuse {
             tracing::debug!(stream = id, "refusing inbound stream");
             self.stats.streams_refused = self.stats.streams_refused.saturating_add(1);

@@ -454,6 +454,9 @@ impl Session {
     /// has gone quiet; the driver calls it after the read buffer's idle
     /// spell, and busy connections keep reusing the storage instead.
     pub(crate) fn release_idle_storage(&mut self) {
+        // The driver lets go of its read blocks now; unread slices would
+        // keep them alive whole.
+        self.copy_out_received();
         self.spares.clear();
         // Sized for the most streams ever open at once otherwise.
         self.streams.shrink_to(0);

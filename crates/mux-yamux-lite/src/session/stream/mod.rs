@@ -63,6 +63,18 @@ impl Stream {
         !self.recv_buf.is_empty()
     }
 
+    /// Unread received bytes kept as slices of the buffers they were
+    /// read into.
+    pub(crate) fn received_by_reference(&self) -> usize {
+        self.recv_buf.by_reference()
+    }
+
+    /// Copies the unread received bytes that are slices into storage of
+    /// their own.
+    pub(crate) fn copy_out_received(&mut self) {
+        self.recv_buf.copy_out_references();
+    }
+
     /// Whether the peer's FIN arrived.
     pub(crate) fn is_fin_received(&self) -> bool {
         self.recv == RecvState::FinReceived

@@ -348,7 +348,7 @@ impl Stream {
             if len < COPY_PAYLOADS_BELOW {
                 self.recv_buf.extend_from_slice(&payload, spares);
             } else {
-                self.recv_buf.push(payload, spares);
+                self.recv_buf.push_by_reference(payload, spares);
             }
             self.debug_check_buffered();
         }

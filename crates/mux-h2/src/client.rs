@@ -14,10 +14,10 @@ use tokio::{
 };
 
 use crate::{
-    error::ConnectError,
+    error::{conn_end_error, ConnectError},
     io::{
-        body_tunnel, empty_body, upgraded_tunnel, H2Conn, TunnelBody, TunnelKind, UpgradeSource,
-        CONNECTION_WINDOW, STREAM_WINDOW,
+        body_tunnel, empty_body, upgraded_tunnel, ConnEnd, H2Conn, TunnelBody, TunnelKind,
+        UpgradeSource, CONNECTION_WINDOW, STREAM_WINDOW,
     },
     UPGRADE_PROTOCOL,
 };
@@ -81,18 +81,29 @@ pub async fn handshake<T>(io: T) -> Result<SendRequest<TunnelBody>, ConnectError
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    Ok(watched_handshake(io).await?.0)
+}
+
+/// [`handshake`], and where the connection's task records why it ended.
+async fn watched_handshake<T>(io: T) -> Result<(SendRequest<TunnelBody>, ConnEnd), ConnectError>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .handshake(TokioIo::new(io))
         .await
         .map_err(ConnectError::Handshake)?;
+    let conn_end = ConnEnd::default();
+    let end = conn_end.clone();
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "mux-h2: HTTP/2 client connection ended with error");
+            let _ = end.set(conn_end_error(&e));
         }
     });
-    Ok(sender)
+    Ok((sender, conn_end))
 }
 
 /// A parsed tunnel URL.
@@ -261,7 +272,7 @@ impl Connector {
         U::Error: Into<http::Error>,
     {
         let target = Target::parse(url)?;
-        self.open_h2(sender, &target).await
+        self.open_h2(sender, &target, None).await
     }
 
     async fn open_over<T>(
@@ -275,8 +286,8 @@ impl Connector {
         match self.mode {
             Mode::Http1Upgrade => self.open_h1_upgrade(io, target).await,
             Mode::Connect | Mode::Post => {
-                let sender = handshake(io).await?;
-                self.open_h2(&sender, target).await
+                let (sender, conn_end) = watched_handshake(io).await?;
+                self.open_h2(&sender, target, Some(conn_end)).await
             }
         }
     }
@@ -298,13 +309,14 @@ impl Connector {
         &self,
         sender: &SendRequest<TunnelBody>,
         target: &Target,
+        conn_end: Option<ConnEnd>,
     ) -> Result<(H2Conn, http::response::Parts), ConnectError> {
         let mut sender = sender.clone();
         sender.ready().await.map_err(ConnectError::Request)?;
         match self.mode {
             Mode::Http1Upgrade => Err(ConnectError::NeedsOwnConnection),
             Mode::Post => {
-                let (pending, body) = body_tunnel();
+                let (pending, body) = body_tunnel(conn_end);
                 let mut req = self.request(Method::POST, target.uri.clone(), body)?;
                 *req.version_mut() = Version::HTTP_2;
                 let response = sender
@@ -332,7 +344,7 @@ impl Connector {
                     .send_request(req)
                     .await
                     .map_err(ConnectError::Request)?;
-                into_upgraded(response, StatusCode::OK, TunnelKind::H2Connect).await
+                into_upgraded(response, StatusCode::OK, TunnelKind::H2Connect, conn_end).await
             }
         }
     }
@@ -348,9 +360,12 @@ impl Connector {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(ConnectError::Handshake)?;
+        let conn_end = ConnEnd::default();
+        let end = conn_end.clone();
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "mux-h2: HTTP/1.1 client connection ended with error");
+                let _ = end.set(conn_end_error(&e));
             }
         });
         // HTTP/1.1 sends the origin form; the authority goes in `Host`.
@@ -376,6 +391,7 @@ impl Connector {
             response,
             StatusCode::SWITCHING_PROTOCOLS,
             TunnelKind::Http1Upgrade,
+            Some(conn_end),
         )
         .await
     }
@@ -387,12 +403,13 @@ async fn into_upgraded<B>(
     mut response: http::Response<B>,
     expected: StatusCode,
     kind: TunnelKind,
+    conn_end: Option<ConnEnd>,
 ) -> Result<(H2Conn, http::response::Parts), ConnectError> {
     check_status(&response, expected)?;
     let upgraded = hyper::upgrade::on(&mut response)
         .await
         .map_err(ConnectError::Upgrade)?;
-    let (reader, writer) = upgraded_tunnel(kind, UpgradeSource::Ready(upgraded));
+    let (reader, writer) = upgraded_tunnel(kind, UpgradeSource::Ready(upgraded), conn_end);
     Ok((RwConn::new(reader, writer), response.into_parts().0))
 }
 

@@ -12,7 +12,7 @@ use std::{
     pin::Pin,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex, MutexGuard, OnceLock, PoisonError,
     },
     task::{ready, Context, Poll, Wake, Waker},
     time::Duration,
@@ -21,7 +21,7 @@ use std::{
 use futures_util::task::AtomicWaker;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use mux_core::StreamError;
+use mux_core::{ConnError, StreamError};
 
 use crate::error::{upgraded_io_error, TunnelError};
 
@@ -71,13 +71,14 @@ pub const DEFAULT_RESET_CODE: u32 = 0x2;
 pub(super) struct Wakers {
     pub(super) read: AtomicWaker,
     pub(super) write: AtomicWaker,
-    // The outgoing body, polled by hyper's connection task.
+    // What sends the writer's queue: the outgoing body hyper polls, or the
+    // pump of an upgraded tunnel.
     pub(super) body: AtomicWaker,
 }
 
 impl Wake for Wakers {
-    // Used only to poll a pending upgrade, which both halves may wait on
-    // while the future keeps a single waker: wake both.
+    // Used only to poll a pending upgrade, which both halves and the pump
+    // may wait on while the future keeps a single waker: wake all.
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -85,6 +86,7 @@ impl Wake for Wakers {
     fn wake_by_ref(self: &Arc<Self>) {
         self.read.wake();
         self.write.wake();
+        self.body.wake();
     }
 }
 
@@ -112,7 +114,17 @@ pub(crate) struct Shared {
     // receiving side in the background.
     pub(super) write_shut: AtomicBool,
     upgraded: Option<Mutex<UpState>>,
+    // Why the stream ended abnormally, as the reader learned it: hyper tells
+    // only the receiving side whether a reset or a go-away ended a stream,
+    // and by whom.
+    ended: OnceLock<StreamError>,
+    // Why the HTTP connection ended, once it has, when this crate runs it.
+    conn_end: Option<ConnEnd>,
 }
+
+/// Why an HTTP connection ended, filled in by the task that runs it and
+/// read by its tunnels to explain a write that failed without a reason.
+pub(crate) type ConnEnd = Arc<OnceLock<ConnError>>;
 
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -124,7 +136,11 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub(super) fn new(kind: TunnelKind, upgraded: Option<UpState>) -> Arc<Self> {
+    pub(super) fn new(
+        kind: TunnelKind,
+        upgraded: Option<UpState>,
+        conn_end: Option<ConnEnd>,
+    ) -> Arc<Self> {
         let wakers = Arc::new(Wakers::default());
         Arc::new(Self {
             kind,
@@ -133,7 +149,44 @@ impl Shared {
             reset: AtomicU64::new(0),
             write_shut: AtomicBool::new(false),
             upgraded: upgraded.map(Mutex::new),
+            ended: OnceLock::new(),
+            conn_end,
         })
+    }
+
+    /// Whether the tunnel runs over an upgraded connection.
+    pub(super) fn upgraded(&self) -> bool {
+        self.upgraded.is_some()
+    }
+
+    /// Records why the stream ended, from an error the reader got.
+    pub(super) fn record_end(&self, err: &io::Error) {
+        if let Some(se) = StreamError::from_io(err) {
+            if self.ended.set(se.clone()).is_ok() {
+                tracing::debug!(kind = ?self.kind, error = %se, "mux-h2: tunnel ended");
+            }
+        }
+    }
+
+    /// The error for a write once the sender is gone: why the stream ended
+    /// if the reader or the connection's task knows, else what the sender
+    /// saw, read as the peer's reset when it says only that the peer is gone
+    /// (see the table in [`crate::error`]).
+    pub(super) fn peer_gone_error(&self, err: Option<io::Error>) -> io::Error {
+        if let Some(se) = self.ended.get() {
+            return se.clone().into();
+        }
+        if let Some(conn) = self.conn_end.as_ref().and_then(|end| end.get()) {
+            return StreamError::ConnectionClosed(conn.clone()).into();
+        }
+        match err {
+            Some(err) if StreamError::from_io(&err).is_some() || !peer_gone(&err) => err,
+            _ => StreamError::Reset {
+                code: u32::from(h2::Reason::CANCEL),
+                remote: true,
+            }
+            .into(),
+        }
     }
 
     pub(super) fn reset_code(&self) -> Option<u32> {
@@ -255,6 +308,18 @@ impl Drop for Shared {
             });
         }
     }
+}
+
+/// Whether a transport error says only that the peer went away.
+fn peer_gone(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// Keeps a dropped tunnel's receiving side alive in a task that runs `drain`

@@ -100,8 +100,10 @@ where
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "mux-h2: HTTP/2 client connection ended with error");
-            let _ = end.set(conn_end_error(&e));
+            end.finish(Some(conn_end_error(&e)));
+            return;
         }
+        end.finish(None);
     });
     Ok((sender, conn_end))
 }
@@ -365,8 +367,10 @@ impl Connector {
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "mux-h2: HTTP/1.1 client connection ended with error");
-                let _ = end.set(conn_end_error(&e));
+                end.finish(Some(conn_end_error(&e)));
+                return;
             }
+            end.finish(None);
         });
         // HTTP/1.1 sends the origin form; the authority goes in `Host`.
         let path = target

@@ -259,8 +259,10 @@ pub(crate) async fn serve_connection<I, F, Fut>(
         .await
     {
         tracing::debug!(error = %e, remote = ?addrs.remote, "mux-h2: connection ended with error");
-        let _ = conn_end.set(conn_end_error(&*e));
+        conn_end.finish(Some(conn_end_error(&*e)));
+        return;
     }
+    conn_end.finish(None);
 }
 
 fn is_per_connection(e: &io::Error) -> bool {

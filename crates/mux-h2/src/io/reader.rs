@@ -5,7 +5,7 @@ use std::{
     io,
     pin::Pin,
     sync::{Arc, Mutex, PoisonError},
-    task::{Context, Poll},
+    task::{ready, Context, Poll},
 };
 
 use bytes::{Buf, Bytes};
@@ -49,8 +49,9 @@ pub(super) enum ReadInner {
 pub struct TunnelReader {
     pub(super) shared: Arc<Shared>,
     inner: ReadInner,
-    // An error met after a read had already filled part of the buffer,
-    // returned by the next read.
+    // An error met after a read had already filled part of the buffer, or
+    // one waiting for the connection's task to explain it: the next read
+    // returns it.
     deferred: Option<io::Error>,
 }
 
@@ -78,7 +79,8 @@ impl AsyncRead for TunnelReader {
             this.inner = ReadInner::Released;
             return Poll::Ready(Err(err));
         }
-        if let Some(err) = this.deferred.take() {
+        if this.deferred.is_some() {
+            let err = ready!(this.shared.poll_read_failed(cx, &mut this.deferred));
             return Poll::Ready(Err(err));
         }
         let start = buf.filled().len();
@@ -93,11 +95,11 @@ impl AsyncRead for TunnelReader {
         };
         match polled {
             Poll::Ready(Err(err)) => {
-                this.shared.record_end(&err);
+                this.deferred = Some(err);
                 if buf.filled().len() == start {
+                    let err = ready!(this.shared.poll_read_failed(cx, &mut this.deferred));
                     return Poll::Ready(Err(err));
                 }
-                this.deferred = Some(err);
                 Poll::Ready(Ok(()))
             }
             other => other,

@@ -122,9 +122,42 @@ pub(crate) struct Shared {
     conn_end: Option<ConnEnd>,
 }
 
-/// Why an HTTP connection ended, filled in by the task that runs it and
-/// read by its tunnels to explain a write that failed without a reason.
-pub(crate) type ConnEnd = Arc<OnceLock<ConnError>>;
+/// Why an HTTP connection ended (`None`: cleanly, or it was handed over by
+/// an HTTP/1.1 upgrade), filled in by the task that runs it and read by its
+/// tunnels to explain errors that carry no reason.
+pub(crate) type ConnEnd = Arc<ConnEndSlot>;
+
+#[derive(Default)]
+pub(crate) struct ConnEndSlot {
+    cause: OnceLock<Option<ConnError>>,
+    waiting: Mutex<Vec<Waker>>,
+}
+
+impl ConnEndSlot {
+    /// Records how the connection ended and wakes the tunnels waiting.
+    pub(crate) fn finish(&self, cause: Option<ConnError>) {
+        let _ = self.cause.set(cause);
+        let waiting =
+            std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner));
+        waiting.into_iter().for_each(Waker::wake);
+    }
+
+    fn poll_end(&self, cx: &mut Context<'_>) -> Poll<Option<ConnError>> {
+        if let Some(cause) = self.cause.get() {
+            return Poll::Ready(cause.clone());
+        }
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+            waiting.push(cx.waker().clone());
+        }
+        drop(waiting);
+        // `finish` may have run between the check and the registration.
+        match self.cause.get() {
+            Some(cause) => Poll::Ready(cause.clone()),
+            None => Poll::Pending,
+        }
+    }
+}
 
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -159,13 +192,41 @@ impl Shared {
         self.upgraded.is_some()
     }
 
-    /// Records why the stream ended, from an error the reader got.
-    pub(super) fn record_end(&self, err: &io::Error) {
-        if let Some(se) = StreamError::from_io(err) {
+    /// Explains an error the reader got and records it as why the stream
+    /// ended. h2 reports a stream cut off by the connection's end (after a
+    /// GOAWAY, say) as a broken pipe, before the connection's task learns
+    /// why; such an error waits for that task, when this crate runs it, and
+    /// becomes its reason.
+    pub(super) fn poll_read_failed(
+        &self,
+        cx: &mut Context<'_>,
+        err: &mut Option<io::Error>,
+    ) -> Poll<io::Error> {
+        let cut_off = err
+            .as_ref()
+            .is_some_and(|e| StreamError::from_io(e).is_none() && peer_gone(e));
+        let conn = match (&self.conn_end, cut_off) {
+            (Some(end), true) => ready!(end.poll_end(cx)),
+            _ => None,
+        };
+        let err = match conn {
+            Some(conn) => StreamError::ConnectionClosed(conn).into(),
+            None => err
+                .take()
+                .unwrap_or_else(|| io::Error::other("mux-h2: read error taken twice")),
+        };
+        if let Some(se) = StreamError::from_io(&err) {
             if self.ended.set(se.clone()).is_ok() {
                 tracing::debug!(kind = ?self.kind, error = %se, "mux-h2: tunnel ended");
             }
         }
+        Poll::Ready(err)
+    }
+
+    fn conn_end(&self) -> Option<ConnError> {
+        self.conn_end
+            .as_ref()
+            .and_then(|end| end.cause.get().cloned().flatten())
     }
 
     /// The error for a write once the sender is gone: why the stream ended
@@ -176,8 +237,8 @@ impl Shared {
         if let Some(se) = self.ended.get() {
             return se.clone().into();
         }
-        if let Some(conn) = self.conn_end.as_ref().and_then(|end| end.get()) {
-            return StreamError::ConnectionClosed(conn.clone()).into();
+        if let Some(conn) = self.conn_end() {
+            return StreamError::ConnectionClosed(conn).into();
         }
         match err {
             Some(err) if StreamError::from_io(&err).is_some() || !peer_gone(&err) => err,

@@ -1,6 +1,10 @@
 //! The client side: [`connect`] and the [`Connector`] builder open a tunnel,
 //! on a new connection or on a shared HTTP/2 [`SendRequest`].
 
+mod go_away;
+
+use std::sync::Arc;
+
 use http::{
     header, uri::Authority, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri,
     Version,
@@ -21,6 +25,7 @@ use crate::{
     },
     UPGRADE_PROTOCOL,
 };
+use go_away::{GoAwayWatch, GoAways};
 
 /// How a [`Connector`] asks for a tunnel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -84,26 +89,31 @@ where
     Ok(watched_handshake(io).await?.0)
 }
 
-/// [`handshake`], and where the connection's task records why it ended.
+/// [`handshake`], and where the connection's I/O records why it ended.
 async fn watched_handshake<T>(io: T) -> Result<(SendRequest<TunnelBody>, ConnEnd), ConnectError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let conn_end = ConnEnd::default();
+    let go_aways = Arc::new(GoAways::default());
+    let io = GoAwayWatch::new(io, go_aways.clone(), conn_end.clone());
     let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .handshake(TokioIo::new(io))
         .await
         .map_err(ConnectError::Handshake)?;
-    let conn_end = ConnEnd::default();
     let end = conn_end.clone();
+    // This future dispatches requests; it ends with `Ok` once every
+    // `SendRequest` is gone, while the connection may still carry tunnels.
+    // The connection's own end is recorded by `GoAwayWatch`.
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "mux-h2: HTTP/2 client connection ended with error");
-            end.finish(Some(conn_end_error(&e)));
-            return;
+            end.finish(Some(
+                go_aways.conn_error().unwrap_or_else(|| conn_end_error(&e)),
+            ));
         }
-        end.finish(None);
     });
     Ok((sender, conn_end))
 }

@@ -25,11 +25,20 @@
 //! | a deadline passed | `TimedOut` | `TimedOut` |
 //!
 //! hyper tells the reason (reset or go-away, its code and who sent it) to
-//! the receiving side only. A write learns it from an earlier failed read of
-//! the same tunnel, or from the HTTP connection's own task when this crate
-//! runs it ([`connect`](crate::connect), [`serve`](crate::serve)); the
-//! connection's task may report a moment after the write fails, and until
-//! then the write reads as the peer's reset. ¹ Also an HTTP/1.1 upgrade
+//! the receiving side only, and a stream that the connection's end cuts off
+//! (after a GOAWAY, say) first reads as a broken pipe; such a read waits
+//! for the connection's end and reports its reason. A write learns the
+//! reason from an earlier failed read of the same tunnel, or from the HTTP
+//! connection's end when this crate runs the connection
+//! ([`connect`](crate::connect), [`serve`](crate::serve)); the connection
+//! may end a moment after the write fails, and until then the write reads
+//! as the peer's reset. The server learns why its connection ended from
+//! hyper; the client, whose connection hyper reports as ended cleanly
+//! whatever happened, from the GOAWAY frames and I/O errors that pass
+//! through the connection's I/O. Tunnels opened with
+//! [`Connector::connect_with`](crate::Connector::connect_with) on a
+//! connection of [`handshake`](crate::handshake) do not learn it: their
+//! reads report the broken pipe. ¹ Also an HTTP/1.1 upgrade
 //! whose peer closed or reset its TCP connection, which carries no code.
 //! hyper reports a peer's reset with code 0 (`NO_ERROR`) as EOF, and in
 //! CONNECT mode code 8 (`CANCEL`) too.

@@ -50,7 +50,7 @@ pub struct TunnelReader {
     pub(super) shared: Arc<Shared>,
     inner: ReadInner,
     // An error met after a read had already filled part of the buffer, or
-    // one waiting for the connection's task to explain it: the next read
+    // one waiting for the connection's end to explain it: the next read
     // returns it.
     deferred: Option<io::Error>,
 }

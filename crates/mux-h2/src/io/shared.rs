@@ -123,8 +123,10 @@ pub(crate) struct Shared {
 }
 
 /// Why an HTTP connection ended (`None`: cleanly, or it was handed over by
-/// an HTTP/1.1 upgrade), filled in by the task that runs it and read by its
-/// tunnels to explain errors that carry no reason.
+/// an HTTP/1.1 upgrade), filled in by what sees it end (the task that
+/// runs it, or on an HTTP/2 client the connection's I/O, which hyper drops
+/// when the connection ends) and read by its tunnels to explain errors that
+/// carry no reason.
 pub(crate) type ConnEnd = Arc<ConnEndSlot>;
 
 #[derive(Default)]
@@ -194,9 +196,9 @@ impl Shared {
 
     /// Explains an error the reader got and records it as why the stream
     /// ended. h2 reports a stream cut off by the connection's end (after a
-    /// GOAWAY, say) as a broken pipe, before the connection's task learns
-    /// why; such an error waits for that task, when this crate runs it, and
-    /// becomes its reason.
+    /// GOAWAY, say) as a broken pipe, before the connection's end is
+    /// recorded; such an error waits for that record, when this crate runs
+    /// the connection, and becomes its reason.
     pub(super) fn poll_read_failed(
         &self,
         cx: &mut Context<'_>,
@@ -230,7 +232,7 @@ impl Shared {
     }
 
     /// The error for a write once the sender is gone: why the stream ended
-    /// if the reader or the connection's task knows, else what the sender
+    /// if the reader or the connection's end knows, else what the sender
     /// saw, read as the peer's reset when it says only that the peer is gone
     /// (see the table in [`crate::error`]).
     pub(super) fn peer_gone_error(&self, err: Option<io::Error>) -> io::Error {

@@ -1,6 +1,10 @@
 //! The client side: [`connect`] and the [`Connector`] builder open a tunnel,
 //! on a new connection or on a shared HTTP/2 [`SendRequest`].
 
+mod go_away;
+
+use std::sync::Arc;
+
 use http::{
     header, uri::Authority, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri,
     Version,
@@ -14,13 +18,14 @@ use tokio::{
 };
 
 use crate::{
-    error::ConnectError,
+    error::{conn_end_error, ConnectError},
     io::{
-        body_tunnel, empty_body, upgraded_tunnel, H2Conn, TunnelBody, TunnelKind, UpgradeSource,
-        CONNECTION_WINDOW, STREAM_WINDOW,
+        body_tunnel, empty_body, upgraded_tunnel, ConnEnd, H2Conn, TunnelBody, TunnelKind,
+        UpgradeSource, CONNECTION_WINDOW, STREAM_WINDOW,
     },
     UPGRADE_PROTOCOL,
 };
+use go_away::{GoAwayWatch, GoAways};
 
 /// How a [`Connector`] asks for a tunnel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -81,18 +86,36 @@ pub async fn handshake<T>(io: T) -> Result<SendRequest<TunnelBody>, ConnectError
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    Ok(watched_handshake(io).await?.0)
+}
+
+/// [`handshake`], and where the connection's I/O records why it ended.
+async fn watched_handshake<T>(io: T) -> Result<(SendRequest<TunnelBody>, ConnEnd), ConnectError>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn_end = ConnEnd::default();
+    let go_aways = Arc::new(GoAways::default());
+    let io = GoAwayWatch::new(io, go_aways.clone(), conn_end.clone());
     let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .handshake(TokioIo::new(io))
         .await
         .map_err(ConnectError::Handshake)?;
+    let end = conn_end.clone();
+    // This future dispatches requests; it ends with `Ok` once every
+    // `SendRequest` is gone, while the connection may still carry tunnels.
+    // The connection's own end is recorded by `GoAwayWatch`.
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "mux-h2: HTTP/2 client connection ended with error");
+            end.finish(Some(
+                go_aways.conn_error().unwrap_or_else(|| conn_end_error(&e)),
+            ));
         }
     });
-    Ok(sender)
+    Ok((sender, conn_end))
 }
 
 /// A parsed tunnel URL.
@@ -261,7 +284,7 @@ impl Connector {
         U::Error: Into<http::Error>,
     {
         let target = Target::parse(url)?;
-        self.open_h2(sender, &target).await
+        self.open_h2(sender, &target, None).await
     }
 
     async fn open_over<T>(
@@ -275,8 +298,8 @@ impl Connector {
         match self.mode {
             Mode::Http1Upgrade => self.open_h1_upgrade(io, target).await,
             Mode::Connect | Mode::Post => {
-                let sender = handshake(io).await?;
-                self.open_h2(&sender, target).await
+                let (sender, conn_end) = watched_handshake(io).await?;
+                self.open_h2(&sender, target, Some(conn_end)).await
             }
         }
     }
@@ -298,13 +321,14 @@ impl Connector {
         &self,
         sender: &SendRequest<TunnelBody>,
         target: &Target,
+        conn_end: Option<ConnEnd>,
     ) -> Result<(H2Conn, http::response::Parts), ConnectError> {
         let mut sender = sender.clone();
         sender.ready().await.map_err(ConnectError::Request)?;
         match self.mode {
             Mode::Http1Upgrade => Err(ConnectError::NeedsOwnConnection),
             Mode::Post => {
-                let (pending, body) = body_tunnel();
+                let (pending, body) = body_tunnel(conn_end);
                 let mut req = self.request(Method::POST, target.uri.clone(), body)?;
                 *req.version_mut() = Version::HTTP_2;
                 let response = sender
@@ -332,7 +356,7 @@ impl Connector {
                     .send_request(req)
                     .await
                     .map_err(ConnectError::Request)?;
-                into_upgraded(response, StatusCode::OK, TunnelKind::H2Connect).await
+                into_upgraded(response, StatusCode::OK, TunnelKind::H2Connect, conn_end).await
             }
         }
     }
@@ -348,10 +372,15 @@ impl Connector {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(ConnectError::Handshake)?;
+        let conn_end = ConnEnd::default();
+        let end = conn_end.clone();
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "mux-h2: HTTP/1.1 client connection ended with error");
+                end.finish(Some(conn_end_error(&e)));
+                return;
             }
+            end.finish(None);
         });
         // HTTP/1.1 sends the origin form; the authority goes in `Host`.
         let path = target
@@ -376,6 +405,7 @@ impl Connector {
             response,
             StatusCode::SWITCHING_PROTOCOLS,
             TunnelKind::Http1Upgrade,
+            Some(conn_end),
         )
         .await
     }
@@ -387,12 +417,13 @@ async fn into_upgraded<B>(
     mut response: http::Response<B>,
     expected: StatusCode,
     kind: TunnelKind,
+    conn_end: Option<ConnEnd>,
 ) -> Result<(H2Conn, http::response::Parts), ConnectError> {
     check_status(&response, expected)?;
     let upgraded = hyper::upgrade::on(&mut response)
         .await
         .map_err(ConnectError::Upgrade)?;
-    let (reader, writer) = upgraded_tunnel(kind, UpgradeSource::Ready(upgraded));
+    let (reader, writer) = upgraded_tunnel(kind, UpgradeSource::Ready(upgraded), conn_end);
     Ok((RwConn::new(reader, writer), response.into_parts().0))
 }
 

@@ -6,6 +6,42 @@
 //! [`mux_core::StreamError`] inside an `io::Error`, like every transport of
 //! this workspace, so `StreamError::from_io` works on them; only failures
 //! with no `StreamError` counterpart use [`TunnelError`].
+//!
+//! ## How a tunnel's end reads, in every mode
+//!
+//! The same event gives the same error whatever carries the tunnel (HTTP/2
+//! CONNECT, HTTP/2 POST, HTTP/1.1 upgrade), for reads and writes alike,
+//! except where the table says otherwise:
+//!
+//! | event | error (`StreamError`) | `io::ErrorKind` |
+//! |---|---|---|
+//! | this side reset the tunnel ([`ResetHandle`](crate::ResetHandle)) | `Reset { code, remote: false }` | `ConnectionReset` |
+//! | the peer reset the stream (`RST_STREAM`) | `Reset { code, remote: true }` | `ConnectionReset` |
+//! | the peer sent `GOAWAY` | `ConnectionClosed(ConnError::GoAway { code })` | `ConnectionReset` |
+//! | this side sent `GOAWAY` (for example hyper's flood guard, `ENHANCE_YOUR_CALM` = 11) | `ConnectionClosed(ConnError::GoAwaySent { code })` | `ConnectionReset` |
+//! | a write after the peer is gone, with no reason known¹ | `Reset { code: 8 (CANCEL), remote: true }` | `ConnectionReset` |
+//! | a write after this side's `poll_shutdown` | `WriteClosed` | `BrokenPipe` |
+//! | a read after the peer's `END_STREAM` (or TCP FIN) | none: EOF | none |
+//! | a deadline passed | `TimedOut` | `TimedOut` |
+//!
+//! hyper tells the reason (reset or go-away, its code and who sent it) to
+//! the receiving side only, and a stream that the connection's end cuts off
+//! (after a GOAWAY, say) first reads as a broken pipe; such a read waits
+//! for the connection's end and reports its reason. A write learns the
+//! reason from an earlier failed read of the same tunnel, or from the HTTP
+//! connection's end when this crate runs the connection
+//! ([`connect`](crate::connect), [`serve`](crate::serve)); the connection
+//! may end a moment after the write fails, and until then the write reads
+//! as the peer's reset. The server learns why its connection ended from
+//! hyper; the client, whose connection hyper reports as ended cleanly
+//! whatever happened, from the GOAWAY frames and I/O errors that pass
+//! through the connection's I/O. Tunnels opened with
+//! [`Connector::connect_with`](crate::Connector::connect_with) on a
+//! connection of [`handshake`](crate::handshake) do not learn it: their
+//! reads report the broken pipe. ¹ Also an HTTP/1.1 upgrade
+//! whose peer closed or reset its TCP connection, which carries no code.
+//! hyper reports a peer's reset with code 0 (`NO_ERROR`) as EOF, and in
+//! CONNECT mode code 8 (`CANCEL`) too.
 
 use std::{io, sync::Arc};
 
@@ -294,6 +330,29 @@ pub(crate) fn h2_stream_error(h2: &h2::Error, bare_reason_is_reset: bool) -> Opt
         return Some(StreamError::ConnectionClosed(conn));
     }
     None
+}
+
+/// What ended an HTTP connection, from the error its task returned
+/// (hyper's, or hyper-util's boxed one).
+pub(crate) fn conn_end_error(e: &(dyn std::error::Error + 'static)) -> ConnError {
+    if let Some(h2) = find_source::<h2::Error>(e) {
+        if let (true, Some(reason)) = (h2.is_go_away(), h2.reason()) {
+            let code = u32::from(reason);
+            return if h2.is_remote() {
+                ConnError::GoAway { code }
+            } else {
+                ConnError::GoAwaySent { code }
+            };
+        }
+    }
+    let kind = if let Some(hyper) = find_source::<hyper::Error>(e) {
+        hyper_error_kind(hyper)
+    } else if let Some(io) = find_source::<io::Error>(e) {
+        io.kind()
+    } else {
+        io::ErrorKind::Other
+    };
+    ConnError::io(io::Error::new(kind, e.to_string()))
 }
 
 /// Maps an error of the incoming body.

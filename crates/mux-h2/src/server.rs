@@ -13,10 +13,10 @@ use mux_core::RwConn;
 use tokio::net::TcpListener;
 
 use crate::{
-    error::AcceptError,
+    error::{conn_end_error, AcceptError},
     io::{
-        body_tunnel, empty_body, full_body, upgraded_tunnel, H2Conn, TunnelBody, TunnelKind,
-        UpgradeSource, CONNECTION_WINDOW, STREAM_WINDOW,
+        body_tunnel, empty_body, full_body, upgraded_tunnel, ConnEnd, H2Conn, TunnelBody,
+        TunnelKind, UpgradeSource, CONNECTION_WINDOW, STREAM_WINDOW,
     },
     UPGRADE_PROTOCOL,
 };
@@ -33,6 +33,11 @@ pub struct ConnAddrs {
     /// The client's address.
     pub remote: Option<SocketAddr>,
 }
+
+/// The end of the connection a request arrived on, which [`serve`] fills
+/// in so that its tunnels can tell why a write failed.
+#[derive(Clone)]
+struct ConnEndExt(ConnEnd);
 
 /// Turns `req` into a tunnel, like Go's `h2conn.Accept`.
 ///
@@ -68,17 +73,24 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let addrs = req.extensions().get::<ConnAddrs>().copied();
+    let conn_end = req
+        .extensions()
+        .get::<ConnEndExt>()
+        .map(|ext| ext.0.clone());
     let version = req.version();
     let (response, reader, writer) = if version == Version::HTTP_2 {
         if req.method() == Method::CONNECT {
             // hyper hands a CONNECT stream's data only to the upgrade API,
             // never to the request body.
             let on_upgrade = hyper::upgrade::on(&mut req);
-            let (reader, writer) =
-                upgraded_tunnel(TunnelKind::H2Connect, UpgradeSource::Pending(on_upgrade));
+            let (reader, writer) = upgraded_tunnel(
+                TunnelKind::H2Connect,
+                UpgradeSource::Pending(on_upgrade),
+                conn_end,
+            );
             (Response::new(empty_body()), reader, writer)
         } else {
-            let (pending, body) = body_tunnel();
+            let (pending, body) = body_tunnel(conn_end);
             let (reader, writer) = pending.finish(req.into_body());
             (Response::new(body), reader, writer)
         }
@@ -88,8 +100,11 @@ where
             return Err(AcceptError::UpgradeRequired);
         }
         let on_upgrade = hyper::upgrade::on(&mut req);
-        let (reader, writer) =
-            upgraded_tunnel(TunnelKind::Http1Upgrade, UpgradeSource::Pending(on_upgrade));
+        let (reader, writer) = upgraded_tunnel(
+            TunnelKind::Http1Upgrade,
+            UpgradeSource::Pending(on_upgrade),
+            conn_end,
+        );
         let mut response = Response::new(empty_body());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
@@ -225,8 +240,11 @@ pub(crate) async fn serve_connection<I, F, Fut>(
     F: Fn(H2Conn) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let conn_end = ConnEnd::default();
+    let ext = ConnEndExt(conn_end.clone());
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(addrs);
+        req.extensions_mut().insert(ext.clone());
         let response = match accept(req) {
             Ok((response, conn)) => {
                 tokio::spawn(handler(conn));
@@ -241,7 +259,10 @@ pub(crate) async fn serve_connection<I, F, Fut>(
         .await
     {
         tracing::debug!(error = %e, remote = ?addrs.remote, "mux-h2: connection ended with error");
+        conn_end.finish(Some(conn_end_error(&*e)));
+        return;
     }
+    conn_end.finish(None);
 }
 
 fn is_per_connection(e: &io::Error) -> bool {

@@ -15,38 +15,30 @@ use std::io::ErrorKind;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{open, start, MODES};
+use common::{open, start, start_raw, MODES};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mux_core::StreamError;
 use mux_h2::{ConnectError, Connector, H2Conn, H2ConnExt, Mode, DEFAULT_RESET_CODE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// A plain hyper server (HTTP/1.1 + HTTP/2) answering every request with
 /// `status` and no upgrade.
 async fn start_refusing(status: StatusCode) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_req: Request<_>| async move {
-                    let mut response = Response::new(Full::new(Bytes::from_static(b"no\n")));
-                    *response.status_mut() = status;
-                    Ok::<_, Infallible>(response)
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}/tunnel")
+    start_raw(move |tcp| async move {
+        let service = hyper::service::service_fn(move |_req: Request<_>| async move {
+            let mut response = Response::new(Full::new(Bytes::from_static(b"no\n")));
+            *response.status_mut() = status;
+            Ok::<_, Infallible>(response)
+        });
+        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(tcp), service)
+            .await;
+    })
+    .await
 }
 
 #[tokio::test]
@@ -100,7 +92,7 @@ async fn bad_urls_are_rejected_before_dialling() {
     assert!(matches!(err, ConnectError::InvalidUrl(_)), "{err}");
     #[cfg(not(feature = "tls"))]
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://{}/", listener.local_addr().unwrap());
         let err = mux_h2::connect(url.as_str()).await.map(|_| ()).unwrap_err();
         assert!(matches!(err, ConnectError::TlsNotEnabled), "{err}");

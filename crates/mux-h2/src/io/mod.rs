@@ -4,21 +4,23 @@
 //!
 //! **Body mode** (HTTP/2 POST and other non-CONNECT methods): the reader
 //! polls the incoming body (hyper's [`Incoming`](hyper::body::Incoming),
-//! or a framework's); the writer feeds a channel of at most
+//! or a framework's); the writer feeds a queue of at most
 //! [`SEND_QUEUE_CHUNKS`] chunks of at most [`MAX_CHUNK`] bytes, drained by the
 //! outgoing [`TunnelBody`] that hyper sends. hyper takes a chunk only when the
 //! HTTP/2 stream has send window, and gives window back only as the peer's
 //! reader consumes, so a stalled reader stops this writer after the peer's
 //! receive window plus this queue.
 //!
-//! **Upgraded mode** (HTTP/2 CONNECT, HTTP/1.1 upgrade): both halves share
-//! hyper's [`Upgraded`] connection behind a mutex, which the server side
-//! fills in lazily once its response has gone out.
+//! **Upgraded mode** (HTTP/2 CONNECT, HTTP/1.1 upgrade): the reader and a
+//! pump task share hyper's [`Upgraded`] connection behind a mutex, which the
+//! server side fills in lazily once its response has gone out; the pump
+//! sends the writer's queue, the same queue as in body mode.
 //!
 //! Files, each using only those before it: `shared` (the state both
-//! halves, the outgoing body and every [`ResetHandle`] share, and what
-//! happens on reset and drop), `reader`, `writer` (which also holds the
-//! outgoing body that hyper drains). This file joins the halves into an
+//! halves, the sender and every [`ResetHandle`] share, and what happens on
+//! reset and drop) and `queue` (the writer's coalescing send queue), then
+//! `reader` and `writer` (which also holds the two senders: the outgoing
+//! body that hyper drains and the pump). This file joins the halves into an
 //! [`H2Conn`] and has the limits and the constructors the client and server
 //! use.
 
@@ -50,6 +52,7 @@ macro_rules! tunnel_half {
     };
 }
 
+mod queue;
 mod reader;
 mod shared;
 mod writer;
@@ -63,16 +66,17 @@ use hyper::{
     upgrade::{OnUpgrade, Upgraded},
 };
 use hyper_util::rt::TokioIo;
-use tokio::sync::mpsc;
-use tokio_util::sync::PollSender;
 
 use crate::error::{BodyError, BoxError};
+use queue::SendQueue;
+pub use queue::{MAX_CHUNK, SEND_QUEUE_CHUNKS};
 use reader::ReadInner;
 pub use reader::TunnelReader;
+pub(crate) use shared::ConnEnd;
 pub use shared::{ResetHandle, TunnelKind, DEFAULT_RESET_CODE, DROP_DRAIN_TIMEOUT};
 use shared::{Shared, UpState};
-use writer::{Outgoing, WriteInner};
-pub use writer::{TunnelWriter, MAX_CHUNK};
+pub use writer::TunnelWriter;
+use writer::{pump, Outgoing};
 
 /// A tunnel: one HTTP exchange as a full-duplex connection with Go
 /// `net.Conn` semantics (see [`mux_core::RwConn`]). [`H2ConnExt`] adds reset.
@@ -118,13 +122,6 @@ impl H2ConnExt for H2Conn {
     }
 }
 
-/// How many chunks the outgoing body queue of a body-mode tunnel holds.
-///
-/// With [`MAX_CHUNK`] this bounds what a writer can queue ahead of hyper to
-/// `8 × 16 KiB = 128 KiB`; hyper itself holds at most one more chunk while it
-/// waits for HTTP/2 send window.
-pub const SEND_QUEUE_CHUNKS: usize = 8;
-
 /// The HTTP/2 receive window of each tunnel stream, on both sides (hyper's
 /// server default; its client default is 2 MiB).
 ///
@@ -148,21 +145,22 @@ pub type TunnelBody = BoxBody<Bytes, BodyError>;
 /// exists: a client sends its request body before it has the response's.
 pub(crate) struct PendingBody {
     shared: Arc<Shared>,
-    tx: mpsc::Sender<Bytes>,
+    queue: Arc<SendQueue>,
 }
 
-/// Starts a body-mode tunnel: the body hyper must send, and what
+/// Starts a body-mode tunnel on a connection whose end `conn_end` reports
+/// (when this crate runs it): the body hyper must send, and what
 /// [`PendingBody::finish`] completes once the incoming body is known.
-pub(crate) fn body_tunnel() -> (PendingBody, TunnelBody) {
-    let shared = Shared::new(TunnelKind::H2Body, None);
-    let (tx, rx) = mpsc::channel(SEND_QUEUE_CHUNKS);
+pub(crate) fn body_tunnel(conn_end: Option<ConnEnd>) -> (PendingBody, TunnelBody) {
+    let shared = Shared::new(TunnelKind::H2Body, None, conn_end);
+    let queue = Arc::new(SendQueue::default());
     let outgoing = Outgoing {
-        rx,
+        queue: queue.clone(),
         shared: shared.clone(),
         reset_sent: false,
     };
     (
-        PendingBody { shared, tx },
+        PendingBody { shared, queue },
         StreamBody::new(outgoing).boxed(),
     )
 }
@@ -175,19 +173,17 @@ impl PendingBody {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let reader = TunnelReader {
-            shared: self.shared.clone(),
-            inner: ReadInner::Body {
+        let reader = TunnelReader::new(
+            self.shared.clone(),
+            ReadInner::Body {
                 body: Mutex::new(incoming.map_err(Into::into).boxed_unsync()),
                 chunk: Bytes::new(),
+                ended: false,
             },
-        };
+        );
         let writer = TunnelWriter {
             shared: self.shared,
-            inner: WriteInner::Body {
-                tx: PollSender::new(self.tx),
-                shut: false,
-            },
+            queue: self.queue,
         };
         (reader, writer)
     }
@@ -201,24 +197,28 @@ pub(crate) enum UpgradeSource {
     Pending(OnUpgrade),
 }
 
-/// Builds an upgraded tunnel over one connection.
+/// Builds an upgraded tunnel over one connection, and spawns the task that
+/// sends its writer's queue (so must run inside a tokio runtime).
 pub(crate) fn upgraded_tunnel(
     kind: TunnelKind,
     source: UpgradeSource,
+    conn_end: Option<ConnEnd>,
 ) -> (TunnelReader, TunnelWriter) {
     let state = match source {
         UpgradeSource::Ready(up) => UpState::Ready(TokioIo::new(up)),
         UpgradeSource::Pending(on) => UpState::Pending(on),
     };
-    let shared = Shared::new(kind, Some(state));
-    let reader = TunnelReader {
-        shared: shared.clone(),
-        inner: ReadInner::Upgraded,
-    };
-    let writer = TunnelWriter {
-        shared,
-        inner: WriteInner::Upgraded,
-    };
+    let shared = Shared::new(kind, Some(state), conn_end);
+    let queue = Arc::new(SendQueue::default());
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn(pump(shared.clone(), queue.clone()))),
+        Err(e) => {
+            tracing::warn!(error = %e, "mux-h2: tunnel built outside a tokio runtime cannot send");
+            queue.sender_gone(Some(std::io::Error::other(e)));
+        }
+    }
+    let reader = TunnelReader::new(shared.clone(), ReadInner::Upgraded);
+    let writer = TunnelWriter { shared, queue };
     (reader, writer)
 }
 

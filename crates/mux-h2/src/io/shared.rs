@@ -12,7 +12,7 @@ use std::{
     pin::Pin,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex, MutexGuard, OnceLock, PoisonError,
     },
     task::{ready, Context, Poll, Wake, Waker},
     time::Duration,
@@ -21,7 +21,7 @@ use std::{
 use futures_util::task::AtomicWaker;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use mux_core::StreamError;
+use mux_core::{ConnError, StreamError};
 
 use crate::error::{upgraded_io_error, TunnelError};
 
@@ -71,13 +71,14 @@ pub const DEFAULT_RESET_CODE: u32 = 0x2;
 pub(super) struct Wakers {
     pub(super) read: AtomicWaker,
     pub(super) write: AtomicWaker,
-    // The outgoing body, polled by hyper's connection task.
+    // What sends the writer's queue: the outgoing body hyper polls, or the
+    // pump of an upgraded tunnel.
     pub(super) body: AtomicWaker,
 }
 
 impl Wake for Wakers {
-    // Used only to poll a pending upgrade, which both halves may wait on
-    // while the future keeps a single waker: wake both.
+    // Used only to poll a pending upgrade, which both halves and the pump
+    // may wait on while the future keeps a single waker: wake all.
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -85,6 +86,7 @@ impl Wake for Wakers {
     fn wake_by_ref(self: &Arc<Self>) {
         self.read.wake();
         self.write.wake();
+        self.body.wake();
     }
 }
 
@@ -112,6 +114,51 @@ pub(crate) struct Shared {
     // receiving side in the background.
     pub(super) write_shut: AtomicBool,
     upgraded: Option<Mutex<UpState>>,
+    // Why the stream ended abnormally, as the reader learned it: hyper tells
+    // only the receiving side whether a reset or a go-away ended a stream,
+    // and by whom.
+    ended: OnceLock<StreamError>,
+    // Why the HTTP connection ended, once it has, when this crate runs it.
+    conn_end: Option<ConnEnd>,
+}
+
+/// Why an HTTP connection ended (`None`: cleanly, or it was handed over by
+/// an HTTP/1.1 upgrade), filled in by what sees it end (the task that
+/// runs it, or on an HTTP/2 client the connection's I/O, which hyper drops
+/// when the connection ends) and read by its tunnels to explain errors that
+/// carry no reason.
+pub(crate) type ConnEnd = Arc<ConnEndSlot>;
+
+#[derive(Default)]
+pub(crate) struct ConnEndSlot {
+    cause: OnceLock<Option<ConnError>>,
+    waiting: Mutex<Vec<Waker>>,
+}
+
+impl ConnEndSlot {
+    /// Records how the connection ended and wakes the tunnels waiting.
+    pub(crate) fn finish(&self, cause: Option<ConnError>) {
+        let _ = self.cause.set(cause);
+        let waiting =
+            std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner));
+        waiting.into_iter().for_each(Waker::wake);
+    }
+
+    fn poll_end(&self, cx: &mut Context<'_>) -> Poll<Option<ConnError>> {
+        if let Some(cause) = self.cause.get() {
+            return Poll::Ready(cause.clone());
+        }
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+            waiting.push(cx.waker().clone());
+        }
+        drop(waiting);
+        // `finish` may have run between the check and the registration.
+        match self.cause.get() {
+            Some(cause) => Poll::Ready(cause.clone()),
+            None => Poll::Pending,
+        }
+    }
 }
 
 impl fmt::Debug for Shared {
@@ -124,7 +171,11 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub(super) fn new(kind: TunnelKind, upgraded: Option<UpState>) -> Arc<Self> {
+    pub(super) fn new(
+        kind: TunnelKind,
+        upgraded: Option<UpState>,
+        conn_end: Option<ConnEnd>,
+    ) -> Arc<Self> {
         let wakers = Arc::new(Wakers::default());
         Arc::new(Self {
             kind,
@@ -133,7 +184,72 @@ impl Shared {
             reset: AtomicU64::new(0),
             write_shut: AtomicBool::new(false),
             upgraded: upgraded.map(Mutex::new),
+            ended: OnceLock::new(),
+            conn_end,
         })
+    }
+
+    /// Whether the tunnel runs over an upgraded connection.
+    pub(super) fn upgraded(&self) -> bool {
+        self.upgraded.is_some()
+    }
+
+    /// Explains an error the reader got and records it as why the stream
+    /// ended. h2 reports a stream cut off by the connection's end (after a
+    /// GOAWAY, say) as a broken pipe, before the connection's end is
+    /// recorded; such an error waits for that record, when this crate runs
+    /// the connection, and becomes its reason.
+    pub(super) fn poll_read_failed(
+        &self,
+        cx: &mut Context<'_>,
+        err: &mut Option<io::Error>,
+    ) -> Poll<io::Error> {
+        let cut_off = err
+            .as_ref()
+            .is_some_and(|e| StreamError::from_io(e).is_none() && peer_gone(e));
+        let conn = match (&self.conn_end, cut_off) {
+            (Some(end), true) => ready!(end.poll_end(cx)),
+            _ => None,
+        };
+        let err = match conn {
+            Some(conn) => StreamError::ConnectionClosed(conn).into(),
+            None => err
+                .take()
+                .unwrap_or_else(|| io::Error::other("mux-h2: read error taken twice")),
+        };
+        if let Some(se) = StreamError::from_io(&err) {
+            if self.ended.set(se.clone()).is_ok() {
+                tracing::debug!(kind = ?self.kind, error = %se, "mux-h2: tunnel ended");
+            }
+        }
+        Poll::Ready(err)
+    }
+
+    fn conn_end(&self) -> Option<ConnError> {
+        self.conn_end
+            .as_ref()
+            .and_then(|end| end.cause.get().cloned().flatten())
+    }
+
+    /// The error for a write once the sender is gone: why the stream ended
+    /// if the reader or the connection's end knows, else what the sender
+    /// saw, read as the peer's reset when it says only that the peer is gone
+    /// (see the table in [`crate::error`]).
+    pub(super) fn peer_gone_error(&self, err: Option<io::Error>) -> io::Error {
+        if let Some(se) = self.ended.get() {
+            return se.clone().into();
+        }
+        if let Some(conn) = self.conn_end() {
+            return StreamError::ConnectionClosed(conn).into();
+        }
+        match err {
+            Some(err) if StreamError::from_io(&err).is_some() || !peer_gone(&err) => err,
+            _ => StreamError::Reset {
+                code: u32::from(h2::Reason::CANCEL),
+                remote: true,
+            }
+            .into(),
+        }
     }
 
     pub(super) fn reset_code(&self) -> Option<u32> {
@@ -255,6 +371,18 @@ impl Drop for Shared {
             });
         }
     }
+}
+
+/// Whether a transport error says only that the peer went away.
+fn peer_gone(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// Keeps a dropped tunnel's receiving side alive in a task that runs `drain`

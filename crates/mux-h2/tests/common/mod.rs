@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use mux_h2::{Connector, H2Conn, Mode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Every mode a client can open a tunnel with, and a name for messages.
 pub const MODES: [(Mode, &str); 3] = [
@@ -26,6 +26,25 @@ where
     let addr = listener.local_addr().unwrap();
     tokio::spawn(mux_h2::serve(listener, handler));
     (format!("http://{addr}/tunnel"), addr)
+}
+
+/// Accepts every TCP connection on 127.0.0.1:0 and hands each to `serve`
+/// in a task of its own, for servers built from lower-level parts than
+/// `mux_h2::serve`; returns the base URL.
+pub async fn start_raw<F, Fut>(serve: F) -> String
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tokio::spawn(serve(tcp));
+        }
+    });
+    format!("http://{addr}/tunnel")
 }
 
 /// Echoes everything, then half-closes.

@@ -1,10 +1,13 @@
 //! Golden wire vectors: the hex in docs/PROTOCOL.md is parsed here and checked
-//! against `wire::lite`, so the spec and the encoder cannot drift apart.
+//! against `wire::lite` (§6) and `wire::yamux` (§7), so the spec and the
+//! encoders cannot drift apart.
 
 use bytes::{Bytes, BytesMut};
 use mux_frame::FrameCodec;
+use mux_yamux_lite::config::MAX_WINDOW;
 use mux_yamux_lite::frame::{Flags, Frame, Hello};
-use mux_yamux_lite::wire::{lite, WireError};
+use mux_yamux_lite::wire::yamux::Yamux;
+use mux_yamux_lite::wire::{lite, Layout, WireError};
 use tokio_util::codec::Decoder;
 
 /// The spec, read at compile time.
@@ -13,10 +16,13 @@ const PROTOCOL_MD: &str = include_str!(concat!(
     "/../../docs/PROTOCOL.md"
 ));
 
-/// One `<!-- golden: NAME [decode-only] -->` marker and the hex block after it.
+/// One `<!-- golden: NAME [decode-only] [yamux] -->` marker and the hex
+/// block after it.
 struct Vector {
     name: String,
     decode_only: bool,
+    /// A vector of the yamux layout (§7) rather than the lite one.
+    yamux: bool,
     bytes: Vec<u8>,
 }
 
@@ -37,11 +43,14 @@ fn vectors() -> Vec<Vector> {
             .next()
             .unwrap_or_else(|| panic!("golden marker without a name: {line}"))
             .to_owned();
-        let decode_only = match words.next() {
-            None => false,
-            Some("decode-only") => true,
-            Some(other) => panic!("{name}: unknown golden option {other}"),
-        };
+        let (mut decode_only, mut yamux) = (false, false);
+        for option in words {
+            match option {
+                "decode-only" => decode_only = true,
+                "yamux" => yamux = true,
+                other => panic!("{name}: unknown golden option {other}"),
+            }
+        }
         let fence = lines.next().unwrap_or_default().trim();
         assert!(
             fence.starts_with("```"),
@@ -64,6 +73,7 @@ fn vectors() -> Vec<Vector> {
         out.push(Vector {
             name,
             decode_only,
+            yamux,
             bytes,
         });
     }
@@ -118,6 +128,35 @@ fn expected_frame(name: &str) -> Option<Frame> {
             flags: Flags::FIN,
             payload: Bytes::new(),
         },
+        "yamux_window_syn_open" => Frame::Window {
+            id: 1,
+            flags: Flags::SYN,
+            delta: 0,
+        },
+        "yamux_data_syn_hi" => Frame::Data {
+            id: 1,
+            flags: Flags::SYN,
+            payload: Bytes::from_static(b"hi"),
+        },
+        "yamux_window_ack_768k" => Frame::Window {
+            id: 2,
+            flags: Flags::ACK,
+            delta: 768 * 1024,
+        },
+        "yamux_reset_refused" => Frame::Reset {
+            id: 5,
+            code: 0xFFFF_FF01,
+        },
+        "yamux_data_rst" => Frame::Reset { id: 7, code: 0 },
+        "yamux_ping_request_7" => Frame::Ping {
+            ack: false,
+            opaque: 7,
+        },
+        "yamux_ping_reply_7" => Frame::Ping {
+            ack: true,
+            opaque: 7,
+        },
+        "yamux_go_away_protocol_error" => Frame::GoAway { code: 1 },
         _ => return None,
     };
     Some(frame)
@@ -134,6 +173,34 @@ const REQUIRED: &[&str] = &[
     "go_away_protocol_error",
     "data_fin_empty",
 ];
+
+/// The vectors of the lite layout (§6).
+fn lite_vectors() -> impl Iterator<Item = Vector> {
+    vectors().into_iter().filter(|v| !v.yamux)
+}
+
+#[test]
+fn yamux_vectors_encode_and_decode_exactly() {
+    let layout = Yamux::new(MAX_WINDOW);
+    let yamux: Vec<Vector> = vectors().into_iter().filter(|v| v.yamux).collect();
+    assert!(yamux.len() >= 8, "docs/PROTOCOL.md §7 lost its vectors");
+    for v in yamux {
+        let frame = expected_frame(&v.name).unwrap();
+        if !v.decode_only {
+            let mut buf = BytesMut::new();
+            layout.encode(&frame, &mut buf);
+            assert_eq!(buf.to_vec(), v.bytes, "encoding of {}", v.name);
+        }
+        let mut buf = BytesMut::from(&v.bytes[..]);
+        assert_eq!(
+            layout.decode(&mut buf),
+            Ok(Some(frame)),
+            "decoding of {}",
+            v.name
+        );
+        assert!(buf.is_empty(), "{}: trailing bytes after one frame", v.name);
+    }
+}
 
 fn encode(frame: &Frame) -> Vec<u8> {
     let mut buf = BytesMut::new();
@@ -195,7 +262,7 @@ fn every_vector_has_a_known_frame() {
 
 #[test]
 fn golden_vectors_encode_exactly() {
-    for v in vectors().into_iter().filter(|v| !v.decode_only) {
+    for v in lite_vectors().filter(|v| !v.decode_only) {
         let frame = expected_frame(&v.name).unwrap();
         assert_eq!(encode(&frame), v.bytes, "encoding of {}", v.name);
     }
@@ -203,7 +270,7 @@ fn golden_vectors_encode_exactly() {
 
 #[test]
 fn golden_vectors_decode_to_their_frame() {
-    for v in vectors() {
+    for v in lite_vectors() {
         let frame = expected_frame(&v.name).unwrap();
         assert_eq!(decode(&v.bytes), Ok(frame), "decoding of {}", v.name);
     }
@@ -211,7 +278,7 @@ fn golden_vectors_decode_to_their_frame() {
 
 #[test]
 fn encode_head_leaves_only_the_data_payload() {
-    for v in vectors().into_iter().filter(|v| !v.decode_only) {
+    for v in lite_vectors().filter(|v| !v.decode_only) {
         let frame = expected_frame(&v.name).unwrap();
         let mut head = BytesMut::new();
         let payload = lite::encode_head(&frame, &mut head);

@@ -117,7 +117,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         Self {
             io,
             link,
-            read: ReadBuffer::new(layout.max_frame_len(), config.read_blocks_kept),
+            read: ReadBuffer::new(layout.usual_frame_len(), config.read_blocks_kept),
             layout,
             timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             read_closed: false,
@@ -139,8 +139,17 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             if self.read_closed {
                 return true;
             }
-            if !wants_read || self.read.bytes().len() >= READ_HIGH_WATER {
+            // A frame in a buffer of its own is read whole, however long.
+            let full = self.read.bytes().len() >= READ_HIGH_WATER && !self.read.holds_oversize();
+            if !wants_read || full {
                 return false;
+            }
+            if self.read.oversize_frame(&*self.layout).is_some() {
+                let mut guard = self.link.lock();
+                if !admit_oversize(&mut self.read, &*self.layout, &mut guard.session) {
+                    // The session has failed; the next turn sends GO_AWAY.
+                    return false;
+                }
             }
             let Some(limit) = self.read.make_room(&*self.layout) else {
                 return false;
@@ -195,6 +204,11 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             }
         }
         self.read.keep_within(session);
+        if !decode_held && session.closed_reason().is_none() {
+            // Decoding stopped at a partial frame: one too long for a
+            // block must be admitted before the next read.
+            admit_oversize(&mut self.read, &*self.layout, session);
+        }
         if session.poll_timeout().is_some_and(|t| t <= now) {
             session.handle_timeout(now);
         }
@@ -357,6 +371,23 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         drop(guard);
         self.wake_collected();
     }
+}
+
+/// When the frame at the front of `read` is longer than a block: asks
+/// `session` whether its stream's credit admits it (from the header, before
+/// the payload is read) and, if so, gives it a buffer of its own. `false`
+/// when the session refused it (and failed).
+fn admit_oversize(read: &mut ReadBuffer, layout: &dyn Layout, session: &mut Session) -> bool {
+    let Some(total) = read.oversize_frame(layout) else {
+        return true;
+    };
+    let admitted = layout
+        .data_header(read.bytes())
+        .is_some_and(|(id, len)| session.admit_large_data(id, len));
+    if admitted {
+        read.hold_oversize(total);
+    }
+    admitted
 }
 
 impl<T: AsyncRead + AsyncWrite> Future for Driver<T> {

@@ -65,6 +65,8 @@ pub(crate) struct ReadBuffer {
     buf: BytesMut,
     /// `buf` is still the empty initial value, not a block.
     unallocated: bool,
+    /// `buf` is a frame's own buffer ([`ReadBuffer::hold_oversize`]).
+    oversize: bool,
     /// Full blocks, oldest first: pinned by unread slices, or free for reuse.
     retired: VecDeque<BytesMut>,
     block: usize,
@@ -87,14 +89,16 @@ pub(crate) struct ReadBuffer {
 }
 
 impl ReadBuffer {
-    /// A buffer for frames of at most `max_frame` bytes, header included,
-    /// that keeps at most `kept` retired blocks for reuse.
-    /// A block always holds a whole frame plus [`MIN_ROOM`], so a frame
-    /// moved to a fresh block never needs another move.
+    /// A buffer for frames of usually at most `max_frame` bytes, header
+    /// included, that keeps at most `kept` retired blocks for reuse.
+    /// A block always holds such a frame plus [`MIN_ROOM`], so a frame
+    /// moved to a fresh block never needs another move; a longer one gets
+    /// a buffer of its own ([`hold_oversize`](Self::hold_oversize)).
     pub(crate) fn new(max_frame: usize, kept: usize) -> Self {
         Self {
             buf: BytesMut::new(),
             unallocated: true,
+            oversize: false,
             retired: VecDeque::new(),
             block: BLOCK.max(max_frame.saturating_add(MIN_ROOM)),
             kept,
@@ -164,6 +168,15 @@ impl ReadBuffer {
             self.buf = BytesMut::with_capacity(self.block);
             return;
         }
+        if std::mem::take(&mut self.oversize) {
+            // The frame's own buffer is not a block: what is left of it
+            // belongs to the stream holding its payload.
+            let next = self
+                .reusable_block()
+                .unwrap_or_else(|| BytesMut::with_capacity(self.block));
+            self.buf = next;
+            return;
+        }
         // The current block itself, if nothing else refers to it any more
         // (the partial frame is moved to its front).
         if self
@@ -227,6 +240,36 @@ impl ReadBuffer {
             session.copy_out_received();
             self.let_go_of_free_blocks(self.kept);
         }
+    }
+
+    /// The length of the frame at the front, once its header is buffered,
+    /// if it is longer than a block can hold and not yet in a buffer of its
+    /// own ([`hold_oversize`](Self::hold_oversize)).
+    pub(crate) fn oversize_frame(&self, layout: &dyn Layout) -> Option<usize> {
+        let total = layout.frame_len(&self.buf)?;
+        (!self.oversize && total > self.block && self.buf.len() < total).then_some(total)
+    }
+
+    /// Whether the buffer is a frame's own ([`hold_oversize`](Self::hold_oversize)).
+    pub(crate) fn holds_oversize(&self) -> bool {
+        self.oversize
+    }
+
+    /// Moves the partial frame at the front, `total` bytes once whole, into
+    /// a buffer of exactly that size: the yamux wire admits DATA as large
+    /// as a stream's credit, far beyond the usual frame the blocks are
+    /// sized for. Its payload then costs what it weighs.
+    pub(crate) fn hold_oversize(&mut self, total: usize) {
+        let mut own = BytesMut::with_capacity(total);
+        crate::copy::extend(&mut own, &self.buf);
+        let mut old = std::mem::replace(&mut self.buf, own);
+        self.oversize = true;
+        if std::mem::take(&mut self.unallocated) {
+            return;
+        }
+        old.clear();
+        self.retired.push_back(old);
+        self.retired_since_check = true;
     }
 
     /// Whether a whole frame is buffered, undecoded.

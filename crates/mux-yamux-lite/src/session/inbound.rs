@@ -295,6 +295,30 @@ impl Session {
         Ok(())
     }
 
+    /// Whether a DATA frame of `len` payload bytes for stream `id`, too
+    /// long for a read block (the yamux wire admits DATA as large as the
+    /// stream's credit), may be buffered. Decided from its header, before
+    /// the payload is read: a stream without that much credit, or never
+    /// opened, fails the connection at once. One for a stream that is gone
+    /// is read and discarded; the driver buffers one such frame at a time,
+    /// at most `max_window` long.
+    pub(crate) fn admit_large_data(&mut self, id: u32, len: usize) -> bool {
+        let verdict = match self.streams.get(&id) {
+            Some(s) => s
+                .admits(len)
+                .map_err(|credit| ProtocolError::WindowExceeded { id, len, credit }),
+            None if id != 0 && self.is_past_stream(id) => Ok(()),
+            None => Err(ProtocolError::UnknownStream(id)),
+        };
+        match verdict {
+            Ok(()) => true,
+            Err(e) => {
+                self.fail(e);
+                false
+            }
+        }
+    }
+
     /// A frame for stream `id`, which is not in the table. A late frame for
     /// a stream that is gone is discarded. One for an id never opened is
     /// fatal on the lite wire; yamux peers drain such frames silently and

@@ -245,6 +245,16 @@ impl Layout for Lite {
         }
     }
 
+    fn data_header(&self, buf: &[u8]) -> Option<(u32, usize)> {
+        let head = Header::parse(buf)?;
+        if head.kind != KIND_DATA {
+            return None;
+        }
+        let id = be_u32(buf, mux_frame::HEADER_LEN)?;
+        let value = usize::try_from(head.len).ok()?;
+        Some((id, value.saturating_sub(5)))
+    }
+
     fn max_frame_len(&self) -> usize {
         usize::try_from(self.codec.max_value_len())
             .unwrap_or(usize::MAX)

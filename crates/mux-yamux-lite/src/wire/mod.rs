@@ -63,6 +63,19 @@ pub trait Layout: fmt::Debug + Send + Sync + 'static {
     /// buffer must hold one whole.
     fn max_frame_len(&self) -> usize;
 
+    /// The longest frame a peer usually sends, header included: read
+    /// blocks are sized for it, and a longer frame (up to
+    /// [`max_frame_len`](Self::max_frame_len)) gets a buffer of its own.
+    fn usual_frame_len(&self) -> usize {
+        self.max_frame_len()
+    }
+
+    /// The stream id and payload length of the DATA frame whose header is
+    /// complete at the front of `buf`; `None` for any other frame. A DATA
+    /// frame longer than a read block is checked against its stream's
+    /// credit from this, before its payload is buffered.
+    fn data_header(&self, buf: &[u8]) -> Option<(u32, usize)>;
+
     /// Appends the whole encoding of `frame`, payload included, to `dst`.
     fn encode(&self, frame: &Frame, dst: &mut BytesMut) {
         if let Some(payload) = self.encode_head(frame, dst) {

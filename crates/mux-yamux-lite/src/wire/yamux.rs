@@ -37,6 +37,11 @@ pub const TYPE_PING: u8 = 2;
 /// Header type of GO_AWAY.
 pub const TYPE_GO_AWAY: u8 = 3;
 
+/// The largest DATA payload yamux peers send unless a stream's credit
+/// lets them send more: go-yamux splits writes at 64 KiB (rust-yamux at
+/// 16 KiB); hashicorp/yamux sends up to the whole credit in one frame.
+const USUAL_DATA: usize = 64 * 1024;
+
 const FLAG_SYN: u16 = 0x1;
 const FLAG_ACK: u16 = 0x2;
 const FLAG_FIN: u16 = 0x4;
@@ -233,6 +238,15 @@ impl Layout for Yamux {
             bytes,
             len: HEADER_LEN,
         }
+    }
+
+    fn usual_frame_len(&self) -> usize {
+        HEADER_LEN.saturating_add(USUAL_DATA)
+    }
+
+    fn data_header(&self, buf: &[u8]) -> Option<(u32, usize)> {
+        let head = Header::parse(buf)?.ok()?;
+        (head.kind == TYPE_DATA).then(|| (head.id, head.frame_len().saturating_sub(HEADER_LEN)))
     }
 
     fn max_frame_len(&self) -> usize {

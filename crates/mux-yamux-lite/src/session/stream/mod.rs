@@ -42,6 +42,12 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
+    /// Whether the peer's credit covers `len` more bytes of DATA; the
+    /// credit when it does not.
+    pub(crate) fn admits(&self, len: usize) -> Result<(), u32> {
+        self.recv_window.admit(len).map(|_| ())
+    }
+
     pub(crate) fn is_reset(&self) -> bool {
         self.reset.is_some()
     }

@@ -1,7 +1,9 @@
 //! # mux-yamux-lite: many flow-controlled streams over one connection
 //!
 //! yamux semantics (SYN/ACK/FIN/RST, per-stream windows, ping, go-away,
-//! limits) carried in mux-frame TLV frames. docs/PROTOCOL.md is the wire spec.
+//! limits) carried in mux-frame TLV frames, or on the yamux 1.0 wire that
+//! rust-yamux, go-yamux, hashicorp/yamux and libp2p speak
+//! (`Config::wire = `[`Wire::Yamux`]). docs/PROTOCOL.md is the wire spec.
 //!
 //! ## Layout
 //! The modules form a stack; each uses only those above it.
@@ -11,7 +13,8 @@
 //!   and commands in, frames, events and the next timeout out, clock passed
 //!   in. It knows no bytes.
 //! - [`wire`]: byte layouts behind one trait, [`wire::Layout`];
-//!   [`wire::lite::Lite`] maps frames to TLV frames.
+//!   [`wire::lite::Lite`] maps frames to TLV frames, [`wire::yamux::Yamux`]
+//!   to yamux 1.0 headers.
 //! - `state` and `driver` (private): the session and the wakers of the
 //!   tasks waiting on it, behind one lock; the tokio task that alone reads
 //!   the transport and maps frames to bytes.

@@ -1,0 +1,262 @@
+//! Interoperability on the yamux wire with hashicorp/yamux in Go, in both
+//! roles, over TCP on 127.0.0.1. The peer is `tests/go_peer/main.go`,
+//! built here from Debian's `golang-go` and
+//! `golang-github-hashicorp-yamux-dev` (a 2019 snapshot); `.ci/run` installs
+//! both. Without them the tests fail in CI (`CI` set) and say why, and are
+//! skipped elsewhere.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr,
+    clippy::arithmetic_side_effects
+)]
+
+use std::io;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use mux_core::ShutdownOutcome;
+use mux_yamux_lite::{Config, Connection, Role, Wire};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+/// Bound on each test case, so a hang fails instead of blocking CI.
+const LIMIT: Duration = Duration::from_secs(90);
+const STREAMS: usize = 64;
+const LEN: usize = 1 << 20;
+
+/// Builds the Go peer once; `None` (after saying why) when Go or the yamux
+/// package is missing outside CI.
+fn go_peer() -> Option<&'static PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("go_peer");
+        let bin = dir.join("go_peer");
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/go_peer/main.go");
+        let out = std::process::Command::new("go")
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .env("GO111MODULE", "off")
+            .env("GOPATH", "/usr/share/gocode")
+            .env("GOCACHE", dir.join("cache"))
+            .output()
+            .map_err(|e| format!("cannot run `go` ({e})"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`go build` failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(bin)
+    });
+    match built {
+        Ok(bin) => Some(bin),
+        Err(why) => {
+            let how = "install Debian's golang-go and golang-github-hashicorp-yamux-dev";
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the hashicorp/yamux peer is needed in CI: {why}; {how}"
+            );
+            eprintln!("skipping the Go interop tests: {why}; {how}");
+            None
+        }
+    }
+}
+
+/// A running Go peer: its process and its command pipe.
+struct GoPeer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl GoPeer {
+    /// Sends a command and returns the peer's one-line answer.
+    async fn command(&mut self, line: &str) -> String {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        self.stdout.read_line(&mut answer).await.unwrap();
+        answer.trim().to_owned()
+    }
+}
+
+impl Drop for GoPeer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn yamux_config() -> Config {
+    let mut c = Config::default();
+    c.wire = Wire::Yamux;
+    c
+}
+
+/// Our connection and a Go peer; ours is the client when `ours_dials`.
+async fn connect(bin: &PathBuf, ours_dials: bool) -> (Connection, GoPeer) {
+    let spawn = |role: &str, addr: &str| {
+        Command::new(bin)
+            .args([role, addr])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    if ours_dials {
+        let mut child = spawn("server", "127.0.0.1:0");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).await.unwrap();
+        let addr = line.trim().strip_prefix("listening ").expect("the address");
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let conn = Connection::new(tcp, Role::Client, yamux_config());
+        (
+            conn,
+            GoPeer {
+                child,
+                stdin,
+                stdout,
+            },
+        )
+    } else {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut child = spawn("client", &addr);
+        let (tcp, _) = listener.accept().await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let conn = Connection::new(tcp, Role::Server, yamux_config());
+        (
+            conn,
+            GoPeer {
+                child,
+                stdin,
+                stdout,
+            },
+        )
+    }
+}
+
+/// Runs `case` in both roles against the Go peer.
+async fn both_roles<F, Fut>(case: F)
+where
+    F: Fn(PathBuf, bool) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some(bin) = go_peer() else {
+        return;
+    };
+    for ours_dials in [true, false] {
+        if tokio::time::timeout(LIMIT, case(bin.clone(), ours_dials))
+            .await
+            .is_err()
+        {
+            panic!("ours_dials: {ours_dials}: hung for {LIMIT:?}");
+        }
+    }
+}
+
+fn pattern(seed: u32, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) as u8)
+        .collect()
+}
+
+async fn echo<S: AsyncRead + AsyncWrite>(stream: S) -> io::Result<u64> {
+    let (mut r, mut w) = tokio::io::split(stream);
+    let n = tokio::io::copy(&mut r, &mut w).await?;
+    w.shutdown().await?;
+    Ok(n)
+}
+
+/// Writes `data` while reading its echo, half-closes, expects EOF.
+async fn round_trip<S: AsyncRead + AsyncWrite>(stream: S, data: &[u8]) -> io::Result<Vec<u8>> {
+    let (mut r, mut w) = tokio::io::split(stream);
+    let mut back = vec![0u8; data.len()];
+    let (wrote, read) = tokio::join!(w.write_all(data), r.read_exact(&mut back));
+    wrote?;
+    read?;
+    w.shutdown().await?;
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).await?;
+    Ok(back)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_streams_of_one_mib_echo_whoever_opens_them() {
+    both_roles(|bin, ours_dials| async move {
+        let (ours, mut go) = connect(&bin, ours_dials).await;
+        // We open, Go echoes.
+        let mut tasks = tokio::task::JoinSet::new();
+        for seed in 0..STREAMS as u32 {
+            let s = ours.open_stream().await.unwrap();
+            tasks.spawn(async move {
+                let data = pattern(seed, LEN);
+                let back = round_trip(s, &data).await?;
+                assert!(back == data, "stream {seed}: the echo differs");
+                Ok::<_, io::Error>(())
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap().unwrap();
+        }
+        // Go opens, we echo.
+        let server = ours.clone();
+        let acceptor = tokio::spawn(async move {
+            while let Ok(s) = server.accept_stream().await {
+                tokio::spawn(echo(s));
+            }
+        });
+        let answer = go.command(&format!("open {STREAMS} {LEN}")).await;
+        assert_eq!(answer, format!("ok {STREAMS}"));
+        assert_eq!(ours.stats().peer_error_resets, 0);
+        assert!(!ours.is_closed());
+        acceptor.abort();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_answer_after_a_half_close_arrives() {
+    both_roles(|bin, ours_dials| async move {
+        let (ours, _go) = connect(&bin, ours_dials).await;
+        // Go's echo answers after it read our half-close.
+        let mut s = ours.open_stream().await.unwrap();
+        s.write_all(b"question").await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        s.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"question");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn shutdown_with_a_live_stream_delivers_every_byte_then_ends() {
+    both_roles(|bin, ours_dials| async move {
+        let (ours, _go) = connect(&bin, ours_dials).await;
+        let s = ours.open_stream().await.unwrap();
+        let data = pattern(9, LEN);
+        let transfer = {
+            let data = data.clone();
+            tokio::spawn(async move { round_trip(s, &data).await })
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let outcome = ours.shutdown(deadline).await;
+        let back = transfer.await.unwrap().unwrap();
+        assert!(back == data, "bytes lost in the shutdown");
+        assert_eq!(outcome.unwrap(), ShutdownOutcome::Drained);
+    })
+    .await;
+}

@@ -11,15 +11,18 @@
     clippy::arithmetic_side_effects
 )]
 
+mod interop;
+
 use std::io;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use interop::{echo, pattern, round_trip, yamux_config};
 use mux_core::ShutdownOutcome;
-use mux_yamux_lite::{Config, Connection, Role, Wire};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use mux_yamux_lite::{Connection, Role};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
@@ -93,12 +96,6 @@ impl Drop for GoPeer {
     }
 }
 
-fn yamux_config() -> Config {
-    let mut c = Config::default();
-    c.wire = Wire::Yamux;
-    c
-}
-
 /// Our connection and a Go peer; ours is the client when `ours_dials`.
 async fn connect(bin: &PathBuf, ours_dials: bool) -> (Connection, GoPeer) {
     let spawn = |role: &str, addr: &str| {
@@ -165,32 +162,6 @@ where
             panic!("ours_dials: {ours_dials}: hung for {LIMIT:?}");
         }
     }
-}
-
-fn pattern(seed: u32, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) as u8)
-        .collect()
-}
-
-async fn echo<S: AsyncRead + AsyncWrite>(stream: S) -> io::Result<u64> {
-    let (mut r, mut w) = tokio::io::split(stream);
-    let n = tokio::io::copy(&mut r, &mut w).await?;
-    w.shutdown().await?;
-    Ok(n)
-}
-
-/// Writes `data` while reading its echo, half-closes, expects EOF.
-async fn round_trip<S: AsyncRead + AsyncWrite>(stream: S, data: &[u8]) -> io::Result<Vec<u8>> {
-    let (mut r, mut w) = tokio::io::split(stream);
-    let mut back = vec![0u8; data.len()];
-    let (wrote, read) = tokio::join!(w.write_all(data), r.read_exact(&mut back));
-    wrote?;
-    read?;
-    w.shutdown().await?;
-    let mut rest = Vec::new();
-    r.read_to_end(&mut rest).await?;
-    Ok(back)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,20 +15,14 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use interop::{Peer, PeerConn, PeerStream};
+use interop::{echo, pattern, round_trip, yamux_config, Peer, PeerConn, PeerStream};
 use mux_core::{ShutdownOutcome, StreamError};
-use mux_yamux_lite::{Config, Connection, Role, Wire};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use mux_yamux_lite::{Config, Connection, Role};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Bound on each test case, so a hang fails instead of blocking CI.
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn yamux_config() -> Config {
-    let mut c = Config::default();
-    c.wire = Wire::Yamux;
-    c
-}
 
 /// Our connection and a peer's, over TCP; ours is the client when
 /// `ours_dials`.
@@ -68,47 +62,6 @@ where
     }
 }
 
-fn pattern(seed: u32, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) as u8)
-        .collect()
-}
-
-/// Echoes everything read, then closes its write side.
-async fn echo<S: AsyncRead + AsyncWrite>(stream: S) -> io::Result<u64> {
-    let (mut r, mut w) = tokio::io::split(stream);
-    let n = tokio::io::copy(&mut r, &mut w).await?;
-    w.shutdown().await?;
-    Ok(n)
-}
-
-/// Writes `data` while reading its echo, and closes the write side only
-/// once the whole echo is back; then expects EOF. Returns the echo.
-///
-/// Closing only then is for tokio-yamux: once a stream has the peer's
-/// FIN, it handles no more frames on it, window updates included
-/// (`recv_frames` returns at `RemoteClosing`), so after a half-close it
-/// can send only the credit it already holds, and an echo longer than
-/// that would hang. rust-yamux has no such limit; `half_close_works_both_ways`
-/// covers an answer after a half-close for every peer.
-async fn round_trip<S: AsyncRead + AsyncWrite>(stream: S, data: &[u8]) -> io::Result<Vec<u8>> {
-    let (mut r, mut w) = tokio::io::split(stream);
-    let mut back = vec![0u8; data.len()];
-    let (wrote, read) = tokio::join!(w.write_all(data), r.read_exact(&mut back));
-    wrote?;
-    read?;
-    w.shutdown().await?;
-    let mut rest = Vec::new();
-    r.read_to_end(&mut rest).await?;
-    if !rest.is_empty() {
-        return Err(io::Error::other(format!(
-            "{} bytes past the echo",
-            rest.len()
-        )));
-    }
-    Ok(back)
-}
-
 const STREAMS: u32 = 64;
 const LEN: usize = 1 << 20;
 
@@ -136,7 +89,7 @@ async fn sixty_four_streams_of_one_mib_echo_whoever_opens_them() {
             let mut tasks = tokio::task::JoinSet::new();
             for _ in 0..STREAMS {
                 let s = theirs.accept().await?;
-                tasks.spawn(interop::echo(s));
+                tasks.spawn(echo(s));
             }
             while let Some(r) = tasks.join_next().await {
                 assert_eq!(r.unwrap()?, len as u64);
@@ -337,7 +290,7 @@ async fn three_hundred_unaccepted_opens_from_the_peer_keep_the_connection() {
         let mut t_side = tokio::spawn(async move {
             let mut theirs = std::sync::Arc::try_unwrap(theirs).ok().expect("sole owner");
             let t = theirs.accept().await.unwrap();
-            interop::echo(t).await.unwrap();
+            echo(t).await.unwrap();
         });
         assert_eq!(round_trip(s, b"after").await.unwrap(), b"after");
         (&mut t_side).await.unwrap();
@@ -358,7 +311,7 @@ async fn shutdown_with_a_live_stream_delivers_every_byte_then_ends() {
             tokio::spawn(async move { round_trip(s, &data).await })
         };
         let t = theirs.accept().await.unwrap();
-        let echo_task = tokio::spawn(interop::echo(t));
+        let echo_task = tokio::spawn(echo(t));
         // The transfer is under way; a graceful shutdown lets it finish.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let outcome = ours.shutdown(deadline).await;

@@ -183,12 +183,53 @@ async fn drive_tokio_yamux<T>(
     }
 }
 
-/// Echoes a peer's stream: everything read is written back, then the
-/// write side is closed. Returns the bytes echoed.
-pub async fn echo(stream: PeerStream) -> io::Result<u64> {
+/// The config of our side: default, on the yamux wire.
+pub fn yamux_config() -> mux_yamux_lite::Config {
+    let mut c = mux_yamux_lite::Config::default();
+    c.wire = mux_yamux_lite::Wire::Yamux;
+    c
+}
+
+/// `len` bytes that differ with `seed`, so a mixed-up echo shows.
+pub fn pattern(seed: u32, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) as u8)
+        .collect()
+}
+
+/// Echoes everything read, then closes its write side.
+pub async fn echo<S: AsyncRead + AsyncWrite>(stream: S) -> io::Result<u64> {
     use tokio::io::AsyncWriteExt;
     let (mut r, mut w) = tokio::io::split(stream);
     let n = tokio::io::copy(&mut r, &mut w).await?;
     w.shutdown().await?;
     Ok(n)
+}
+
+/// Writes `data` while reading its echo, and closes the write side only
+/// once the whole echo is back; then expects EOF. Returns the echo.
+///
+/// Closing only then is for tokio-yamux: once a stream has the peer's
+/// FIN, it handles no more frames on it, window updates included
+/// (`recv_frames` returns at `RemoteClosing`), so after a half-close it
+/// can send only the credit it already holds, and an echo longer than
+/// that would hang. An answer after a half-close is tested on its own
+/// against every peer.
+pub async fn round_trip<S: AsyncRead + AsyncWrite>(stream: S, data: &[u8]) -> io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut r, mut w) = tokio::io::split(stream);
+    let mut back = vec![0u8; data.len()];
+    let (wrote, read) = tokio::join!(w.write_all(data), r.read_exact(&mut back));
+    wrote?;
+    read?;
+    w.shutdown().await?;
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).await?;
+    if !rest.is_empty() {
+        return Err(io::Error::other(format!(
+            "{} bytes past the echo",
+            rest.len()
+        )));
+    }
+    Ok(back)
 }

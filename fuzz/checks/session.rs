@@ -2,14 +2,15 @@
 //! shared by the `session` fuzz target and the `fuzz_session_replay` test of
 //! `mux-yamux-lite`.
 //!
-//! Input: bytes 0..9 pick the configuration (role, drain policy and small
-//! limits); the rest is a sequence of operations, each an opcode byte plus
-//! operands: peer frames (semantic, or raw TLV bytes through the decoder),
-//! local API calls, and clock advances. After every operation
+//! Input: bytes 0..9 pick the configuration (role, wire, drain policy and
+//! small limits); the rest is a sequence of operations, each an opcode byte
+//! plus operands: peer frames (semantic, or raw bytes through the wire's
+//! layout), local API calls, and clock advances. After every operation
 //! `check_invariants()` must hold; every frame the session sends is checked
-//! (HELLO first and once, SYN ids fresh and of its own parity, nothing after
-//! FIN, DATA within the peer's frame size and the credit it granted, only
-//! control frames once closed, encodings round-trip).
+//! (on the lite wire HELLO first and once, on the yamux wire none; SYN ids
+//! fresh and of its own parity, nothing after FIN, DATA within the peer's
+//! frame size and the credit it granted, only control frames once closed,
+//! encodings round-trip).
 #![allow(
     clippy::indexing_slicing,
     clippy::arithmetic_side_effects,
@@ -21,14 +22,12 @@
 
 use bytes::{Bytes, BytesMut};
 use mux_core::StreamId;
-use mux_frame::{FrameCodec, FrameError};
 use mux_yamux_lite::frame::{Flags, Frame, Hello};
-use mux_yamux_lite::session::{ProtocolError, Role, Session};
-use mux_yamux_lite::wire::lite;
-use mux_yamux_lite::Config;
+use mux_yamux_lite::session::{Role, Session};
+use mux_yamux_lite::wire::{self, lite::Lite, yamux::Yamux, Layout};
+use mux_yamux_lite::{Config, Wire};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
-use tokio_util::codec::Decoder;
 
 #[path = "input.rs"]
 mod input;
@@ -70,7 +69,10 @@ struct Harness {
     /// Drain after every operation (else only when asked or when the
     /// session stops reading).
     eager: bool,
-    codec: FrameCodec,
+    /// The session's layout, reading the peer's raw bytes.
+    layout: Box<dyn Layout>,
+    /// The same layout without a size limit, for round-tripping own frames.
+    own: Box<dyn Layout>,
     rx: BytesMut,
     /// Stream ids seen anywhere, to aim operations at.
     ids: Vec<u32>,
@@ -99,6 +101,9 @@ impl Harness {
         if cfg[0] & 2 != 0 {
             c.keepalive_interval = None;
         }
+        if cfg[0] & 8 != 0 {
+            c.wire = Wire::Yamux;
+        }
         c.max_frame_payload = [1, 4, 16, 64, 1000, 65_536][usize::from(cfg[1] % 6)];
         c.initial_window = [0, 1, 8, 100, 65_536, u32::MAX][usize::from(cfg[2] % 6)];
         c.max_window = c.initial_window.saturating_mul(u32::from(cfg[3] % 4) + 1);
@@ -115,18 +120,25 @@ impl Harness {
         c.keepalive_timeout = Duration::from_secs(u64::from(cfg[4] >> 4) + 1);
         let base = Instant::now();
         let session = Session::new(role, c, base);
-        let codec =
-            FrameCodec::with_max_value_len(lite::max_value_len(session.config().max_frame_payload));
+        let layout = wire::layout(session.config());
+        let yamux = session.config().wire == Wire::Yamux;
+        let own: Box<dyn Layout> = if yamux {
+            Box::new(Yamux::new(u32::MAX))
+        } else {
+            Box::new(Lite::new(u32::MAX))
+        };
         Self {
             session,
             base,
             offset: Duration::ZERO,
             eager: cfg[0] & 4 == 0,
-            codec,
+            layout,
+            own,
             rx: BytesMut::new(),
             ids: Vec::new(),
             next_peer_id: if role == Role::Client { 2 } else { 1 },
-            hello_sent: false,
+            // The yamux wire has no HELLO.
+            hello_sent: yamux,
             last_syn: None,
             syn_ids: HashSet::new(),
             fin_sent: HashSet::new(),
@@ -352,8 +364,7 @@ impl Harness {
         self.session.handle_frame(frame, now);
     }
 
-    /// Feeds raw bytes through the frame decoder and the lite layout, as
-    /// the driver does.
+    /// Feeds raw bytes through the session's layout, as the driver does.
     fn deliver_raw(&mut self, raw: &[u8]) {
         self.rx.extend_from_slice(raw);
         loop {
@@ -361,23 +372,15 @@ impl Harness {
             if !self.session.wants_read() {
                 return;
             }
-            match self.codec.decode(&mut self.rx) {
-                Ok(Some(tlv)) => match lite::decode(tlv) {
-                    Ok(frame) => {
-                        self.note_frame(&frame);
-                        let now = self.now();
-                        self.session.handle_frame(frame, now);
-                    }
-                    Err(e) => self.session.fail(e.into()),
-                },
-                Ok(None) => return,
-                Err(FrameError::TooLarge { len, max }) => {
-                    self.session.fail(ProtocolError::FrameTooLarge { len, max });
-                    self.rx.clear();
-                    return;
+            match self.layout.decode(&mut self.rx) {
+                Ok(Some(frame)) => {
+                    self.note_frame(&frame);
+                    let now = self.now();
+                    self.session.handle_frame(frame, now);
                 }
+                Ok(None) => return,
                 Err(e) => {
-                    self.session.transport_closed(Some(e.into()));
+                    self.session.fail(e);
                     self.rx.clear();
                     return;
                 }
@@ -427,19 +430,11 @@ impl Harness {
         if self.trace {
             eprintln!("  sent {frame:?}");
         }
-        let mut wire = BytesMut::new();
-        lite::encode(frame, &mut wire);
-        let mut codec = FrameCodec::with_max_value_len(u32::MAX);
-        let tlv = codec
-            .decode(&mut wire)
-            .expect("own frame decodes")
-            .expect("own frame is complete");
-        assert!(wire.is_empty(), "own frame left trailing bytes");
-        assert_eq!(
-            lite::decode(tlv).as_ref(),
-            Ok(frame),
-            "own frame round-trips"
-        );
+        let mut bytes = BytesMut::new();
+        self.own.encode(frame, &mut bytes);
+        let decoded = self.own.decode(&mut bytes).expect("own frame decodes");
+        assert!(bytes.is_empty(), "own frame left trailing bytes");
+        assert_eq!(decoded.as_ref(), Some(frame), "own frame round-trips");
 
         if !self.hello_sent {
             assert!(

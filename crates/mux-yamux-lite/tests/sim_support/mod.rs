@@ -1,8 +1,8 @@
 //! A deterministic simulation of two [`Session`]s in virtual time.
 //!
-//! Frames travel through the real byte layout: `wire::lite::encode` into a
-//! byte pipe per direction, delivered in random chunks after random latency,
-//! decoded with `mux_frame::FrameCodec` + `wire::lite::decode` while the
+//! Frames travel through the real byte layout of the run's wire (lite for
+//! even seeds, yamux for odd ones): encoded into a byte pipe per direction,
+//! delivered in random chunks after random latency, decoded while the
 //! receiving session `wants_read()`. A seeded RNG drives the network and the
 //! application (open, write, read, close_write, close_read, reset, detach,
 //! close). Every failure is an `Err` describing what broke.
@@ -21,16 +21,14 @@
 
 use bytes::{Bytes, BytesMut};
 use mux_core::{ConnError, StreamError};
-use mux_frame::FrameCodec;
 use mux_yamux_lite::frame::{reset_code, Frame};
 use mux_yamux_lite::session::{ReadOutcome, Role, Session};
-use mux_yamux_lite::wire::lite;
-use mux_yamux_lite::Config;
+use mux_yamux_lite::wire::{self, Layout};
+use mux_yamux_lite::{Config, Wire};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
-use tokio_util::codec::Decoder;
 
 mod app;
 mod ending;
@@ -145,7 +143,7 @@ struct Pipe {
 #[derive(Debug)]
 struct Peer {
     session: Session,
-    codec: FrameCodec,
+    layout: Box<dyn Layout>,
     rx: BytesMut,
     rx_eof: bool,
     /// The transport was shut down after `is_done()`.
@@ -197,12 +195,10 @@ impl Sim {
         let base = Instant::now();
         let mk = |role, config: Config| {
             let session = Session::new(role, config, base);
-            let codec = FrameCodec::with_max_value_len(lite::max_value_len(
-                session.config().max_frame_payload,
-            ));
+            let layout = wire::layout(session.config());
             Peer {
                 session,
-                codec,
+                layout,
                 rx: BytesMut::new(),
                 rx_eof: false,
                 shut: false,
@@ -210,7 +206,16 @@ impl Sim {
                 closed_by_app: false,
             }
         };
-        let (cc, sc) = (random_config(&mut rng), random_config(&mut rng));
+        let (mut cc, mut sc) = (random_config(&mut rng), random_config(&mut rng));
+        // Both wires, without drawing from the RNG: every seed of the lite
+        // wire keeps its run.
+        let wire = if seed % 2 == 1 {
+            Wire::Yamux
+        } else {
+            Wire::Lite
+        };
+        cc.wire = wire;
+        sc.wire = wire;
         // Keep the byte-at-a-time corners (tiny windows, frames or
         // chunks) cheap: they move one byte per round trip.
         let tiny = |c: &Config| c.max_frame_payload.min(c.max_window) < 64;

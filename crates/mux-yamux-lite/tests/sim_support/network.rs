@@ -10,20 +10,13 @@ impl Sim {
         let p = &mut self.peers[s];
         let mut n = 0;
         while p.session.wants_read() {
-            match p.codec.decode(&mut p.rx) {
-                Ok(Some(tlv)) => {
+            match p.layout.decode(&mut p.rx) {
+                Ok(Some(frame)) => {
                     n += 1;
-                    match lite::decode(tlv) {
-                        Ok(frame) => {
-                            if let Some(t) = &mut self.trace {
-                                t.push(format!("{:?} {} <- {frame:?}", self.now, side_name(s)));
-                            }
-                            p.session.handle_frame(frame, now);
-                        }
-                        Err(e) => {
-                            return Err(format!("{} got a bad frame: {e}", side_name(s)));
-                        }
+                    if let Some(t) = &mut self.trace {
+                        t.push(format!("{:?} {} <- {frame:?}", self.now, side_name(s)));
                     }
+                    p.session.handle_frame(frame, now);
                 }
                 Ok(None) => {
                     if p.rx_eof && p.session.closed_reason().is_none() {
@@ -39,7 +32,7 @@ impl Sim {
                     }
                     break;
                 }
-                Err(e) => return Err(format!("{}: frame decoder error {e}", side_name(s))),
+                Err(e) => return Err(format!("{} got a bad frame: {e}", side_name(s))),
             }
         }
         Ok(n)
@@ -56,7 +49,10 @@ impl Sim {
             if n > 1_000_000 {
                 return Err(format!("{}: poll_frame never ends", side_name(s)));
             }
-            if let Frame::Data { payload, .. } = &frame {
+            // On the yamux wire no frame size is announced: a receiver
+            // takes DATA up to the credit it granted.
+            let lite = self.peers[s].session.config().wire == Wire::Lite;
+            if let (Frame::Data { payload, .. }, true) = (&frame, lite) {
                 let max = self.peers[1 - s].session.config().max_frame_payload as usize;
                 if payload.len() > max {
                     return Err(format!(
@@ -66,7 +62,7 @@ impl Sim {
                     ));
                 }
             }
-            lite::encode(&frame, &mut buf);
+            self.peers[s].layout.encode(&frame, &mut buf);
             self.log(|| format!("{} -> {frame:?}", side_name(s)));
         }
         if self.peers[s].shut {

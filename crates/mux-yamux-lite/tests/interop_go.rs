@@ -231,3 +231,32 @@ async fn shutdown_with_a_live_stream_delivers_every_byte_then_ends() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_opens_from_go_before_any_accept_all_complete() {
+    both_roles(|bin, ours_dials| async move {
+        let (ours, mut go) = connect(&bin, ours_dials).await;
+        // Go opens 300 streams at once and writes on each; we accept none
+        // until our backlog holds 256 of them. hashicorp/yamux holds back
+        // opens beyond 256 unacknowledged, so none is refused.
+        let opens = tokio::spawn(async move {
+            let answer = go.command("open 300 4").await;
+            (answer, go)
+        });
+        while ours.stats().streams < 256 {
+            tokio::task::yield_now().await;
+        }
+        let server = ours.clone();
+        let acceptor = tokio::spawn(async move {
+            while let Ok(s) = server.accept_stream().await {
+                tokio::spawn(echo(s));
+            }
+        });
+        let (answer, _go) = opens.await.unwrap();
+        assert_eq!(answer, "ok 300");
+        assert_eq!(ours.stats().streams_refused, 0);
+        assert!(!ours.is_closed());
+        acceptor.abort();
+    })
+    .await;
+}

@@ -322,3 +322,36 @@ async fn shutdown_with_a_live_stream_delivers_every_byte_then_ends() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_survives_minutes_of_keepalive_both_ways() {
+    for peer in Peer::ALL {
+        for ours_dials in [true, false] {
+            // In memory, so the paused clock can skip the idle minutes.
+            let (a, b) = tokio::io::duplex(1 << 20);
+            let (ours, mut theirs) = if ours_dials {
+                let ours = Connection::new(a, Role::Client, yamux_config());
+                (ours, PeerConn::start(peer, b, true))
+            } else {
+                let ours = Connection::new(a, Role::Server, yamux_config());
+                (ours, PeerConn::start(peer, b, false))
+            };
+            // Our keepalive pings after 30 s of silence and gives up 30 s
+            // after an unanswered one; five minutes of idling need every
+            // ping answered.
+            tokio::time::sleep(Duration::from_secs(300)).await;
+            assert!(
+                !ours.is_closed(),
+                "{peer:?}: keepalive ended the connection"
+            );
+            assert!(ours.rtt().is_some(), "{peer:?}: no ping was answered");
+            // And the connection still carries a stream.
+            let s = ours.open_stream().await.unwrap();
+            let (back, echoed) = tokio::join!(round_trip(s, b"still here"), async {
+                echo(theirs.accept().await.unwrap()).await.unwrap()
+            });
+            assert_eq!(back.unwrap(), b"still here", "{peer:?}");
+            assert_eq!(echoed, 10);
+        }
+    }
+}

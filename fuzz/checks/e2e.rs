@@ -44,9 +44,10 @@
 
 use bytes::{Buf, BytesMut};
 use mux_core::MuxedStream;
-use mux_frame::FrameCodec;
 use mux_yamux_lite::frame::{Flags, Frame, Hello};
-use mux_yamux_lite::wire::lite;
+use mux_yamux_lite::session::YAMUX_PEER;
+use mux_yamux_lite::wire::{self, lite::Lite, yamux::Yamux, Layout};
+use mux_yamux_lite::Wire as WireMode;
 use mux_yamux_lite::{Config, Connection, Role, Stream};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -57,7 +58,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{timeout, Instant};
-use tokio_util::codec::Decoder;
 
 #[path = "input.rs"]
 mod input;
@@ -300,12 +300,14 @@ fn show(frame: &Frame) -> String {
 /// Decodes what the peer wrote exactly as the driver would, to know what the
 /// connection may legitimately deliver and what credit it was granted.
 struct Inbound {
-    codec: FrameCodec,
+    /// The connection's own layout, limits included.
+    layout: Box<dyn Layout>,
     buf: BytesMut,
     /// A decode error: the driver stops there too.
     dead: bool,
     first: bool,
-    /// The peer's HELLO, if it was the first frame.
+    /// The peer's HELLO, if it was the first frame (on the yamux wire, the
+    /// settings the connection assumes from the start).
     hello: Option<Hello>,
     /// DATA payloads per stream, in order.
     data: HashMap<u32, Vec<u8>>,
@@ -314,13 +316,14 @@ struct Inbound {
 }
 
 impl Inbound {
-    fn new(max_frame_payload: u32) -> Self {
+    fn new(config: &Config) -> Self {
+        let yamux = config.wire == WireMode::Yamux;
         Self {
-            codec: FrameCodec::with_max_value_len(lite::max_value_len(max_frame_payload)),
+            layout: wire::layout(config),
             buf: BytesMut::new(),
             dead: false,
-            first: true,
-            hello: None,
+            first: !yamux,
+            hello: yamux.then_some(YAMUX_PEER),
             data: HashMap::new(),
             credit: HashMap::new(),
         }
@@ -332,8 +335,8 @@ impl Inbound {
         }
         self.buf.extend_from_slice(bytes);
         loop {
-            let frame = match self.codec.decode(&mut self.buf) {
-                Ok(Some(tlv)) => lite::decode(tlv).ok(),
+            let frame = match self.layout.decode(&mut self.buf) {
+                Ok(Some(frame)) => Some(frame),
                 Ok(None) => return,
                 Err(_) => None,
             };
@@ -364,7 +367,9 @@ impl Inbound {
 // ----- what the connection sent ----------------------------------------------
 
 struct Outbound {
-    codec: FrameCodec,
+    /// The connection's layout without a size limit: its own output must
+    /// decode whatever its size.
+    layout: Box<dyn Layout>,
     buf: BytesMut,
     role: Role,
     max_frame_payload: u32,
@@ -382,13 +387,20 @@ struct Outbound {
 }
 
 impl Outbound {
-    fn new(role: Role, max_frame_payload: u32) -> Self {
+    fn new(role: Role, config: &Config) -> Self {
+        let yamux = config.wire == WireMode::Yamux;
+        let layout: Box<dyn Layout> = if yamux {
+            Box::new(Yamux::new(u32::MAX))
+        } else {
+            Box::new(Lite::new(u32::MAX))
+        };
         Self {
-            codec: FrameCodec::with_max_value_len(lite::max_value_len(max_frame_payload)),
+            layout,
             buf: BytesMut::new(),
             role,
-            max_frame_payload,
-            hello: false,
+            max_frame_payload: config.max_frame_payload,
+            // The yamux wire has no HELLO.
+            hello: yamux,
             final_go_away: None,
             last_syn: None,
             syn_ids: HashSet::new(),
@@ -406,14 +418,10 @@ impl Outbound {
     fn feed(&mut self, bytes: &[u8], inbound: &Inbound, trace: bool) {
         self.buf.extend_from_slice(bytes);
         loop {
-            let tlv = match self.codec.decode(&mut self.buf) {
-                Ok(Some(tlv)) => tlv,
+            let frame = match self.layout.decode(&mut self.buf) {
+                Ok(Some(frame)) => frame,
                 Ok(None) => return,
                 Err(e) => panic!("own output does not decode: {e}"),
-            };
-            let frame = match lite::decode(tlv) {
-                Ok(frame) => frame,
-                Err(e) => panic!("own frame is invalid: {e}"),
             };
             if trace {
                 eprintln!("  sent <- {}", show(&frame));
@@ -574,6 +582,9 @@ fn config_from(cfg: &[u8; 8]) -> Config {
     c.open_timeout = Duration::from_secs(u64::from(cfg[6] >> 4) + 1);
     c.close_timeout = Duration::from_secs(u64::from(cfg[7] >> 4));
     c.read_blocks_kept = [64, 0, 1, 2][usize::from((cfg[0] >> 2) & 3)];
+    if cfg[0] & 0x10 != 0 {
+        c.wire = WireMode::Yamux;
+    }
     c
 }
 
@@ -589,8 +600,8 @@ impl Harness {
         let conn = Connection::new(ScriptedIo(wire.clone()), role, config.clone());
         Self {
             role,
-            inbound: Inbound::new(config.max_frame_payload),
-            outbound: Outbound::new(role, config.max_frame_payload),
+            inbound: Inbound::new(&config),
+            outbound: Outbound::new(role, &config),
             config,
             wire,
             conn: Some(conn),
@@ -653,7 +664,7 @@ impl Harness {
 
     fn send(&mut self, frame: &Frame) {
         let mut buf = BytesMut::new();
-        lite::encode(frame, &mut buf);
+        self.inbound.layout.encode(frame, &mut buf);
         self.send_raw(&buf);
     }
 

@@ -84,8 +84,10 @@ pub trait Layout: fmt::Debug + Send + Sync + 'static {
     }
 }
 
-/// The layout a connection with `config` (normalized) speaks.
+/// The layout a connection with `config` speaks, with the limits the
+/// connection applies (after clamping `config` as it does).
 pub fn layout(config: &crate::config::Config) -> Box<dyn Layout> {
+    let config = config.clone().normalized();
     match config.wire {
         Wire::Lite => Box::new(lite::Lite::new(config.max_frame_payload)),
         Wire::Yamux => Box::new(yamux::Yamux::new(config.max_window)),

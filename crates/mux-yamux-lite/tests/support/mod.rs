@@ -1,5 +1,6 @@
 //! A raw-frame test peer: it writes and reads exact frames, so tests read
-//! like wire transcripts.
+//! like wire transcripts. It speaks the wire of the connection it is
+//! connected to (`Config::wire`), so a test can run on both.
 // `print_stderr`: the watchdog's last word before it aborts the binary.
 #![allow(
     dead_code,
@@ -10,19 +11,72 @@
 )]
 
 use bytes::BytesMut;
-use futures::StreamExt;
-use mux_frame::FrameCodec;
+use mux_yamux_lite::config::MAX_WINDOW;
 use mux_yamux_lite::frame::{Flags, Frame, Hello};
-use mux_yamux_lite::session::Session;
-use mux_yamux_lite::wire::lite;
-use mux_yamux_lite::{Config, Connection, Role};
-use tokio::io::{AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
-use tokio_util::codec::FramedRead;
+use mux_yamux_lite::session::{Session, YAMUX_PEER};
+use mux_yamux_lite::wire::{lite::Lite, yamux::Yamux, Layout};
+use mux_yamux_lite::{Config, Connection, Role, Wire};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
+
+/// Both wires, for tests that run on each.
+pub const WIRES: [Wire; 2] = [Wire::Lite, Wire::Yamux];
+
+/// A layout for `wire` that takes any frame the connection under test may
+/// send (and lets the peer send anything).
+fn peer_layout(wire: Wire) -> Box<dyn Layout> {
+    match wire {
+        Wire::Yamux => Box::new(Yamux::new(MAX_WINDOW)),
+        _ => Box::new(Lite::new(16 << 20)),
+    }
+}
+
+/// Frames read off the connection under test.
+struct FrameReader {
+    io: ReadHalf<DuplexStream>,
+    layout: Box<dyn Layout>,
+    buf: BytesMut,
+}
+
+impl FrameReader {
+    /// The next frame, or `None` at EOF.
+    async fn recv(&mut self) -> Option<Frame> {
+        loop {
+            match self.layout.decode(&mut self.buf) {
+                Ok(Some(f)) => return Some(f),
+                Ok(None) => {}
+                Err(e) => panic!("the connection under test sent an invalid frame: {e}"),
+            }
+            if self.io.read_buf(&mut self.buf).await.ok()? == 0 {
+                return None;
+            }
+        }
+    }
+}
 
 /// The far end of a connection under test, speaking raw frames.
 pub struct RawPeer {
-    reader: FramedRead<ReadHalf<DuplexStream>, FrameCodec>,
+    reader: FrameReader,
     writer: WriteHalf<DuplexStream>,
+    wire: Wire,
+}
+
+/// The frames the handshake delivers to the connection under test: the
+/// peer's HELLO and its pong on the lite wire, the pong alone on yamux.
+pub fn handshake_frames(wire: Wire) -> u64 {
+    match wire {
+        Wire::Yamux => 1,
+        _ => 2,
+    }
+}
+
+/// The encoding of every frame of `frames` on `wire`, back to back.
+pub fn encode_on(wire: Wire, frames: impl IntoIterator<Item = Frame>) -> BytesMut {
+    let layout = peer_layout(wire);
+    let mut buf = BytesMut::new();
+    for f in frames {
+        layout.encode(&f, &mut buf);
+    }
+    buf
 }
 
 /// The HELLO a default peer announces.
@@ -35,25 +89,39 @@ pub fn hello() -> Frame {
     })
 }
 
-/// A connection under test (role `role`) wired to a raw peer.
+/// A connection under test (role `role`) wired to a raw peer speaking
+/// `config.wire`.
 pub fn connect(role: Role, config: Config) -> (Connection, RawPeer) {
-    let (a, b) = tokio::io::duplex(1 << 20);
-    let conn = Connection::new(a, role, config);
-    (conn, RawPeer::new(b))
+    connect_with_capacity(role, config, 1 << 20)
 }
 
 impl RawPeer {
+    /// A peer on the lite wire.
     pub fn new(io: DuplexStream) -> Self {
+        Self::on_wire(io, Wire::Lite)
+    }
+
+    /// A peer speaking `wire`.
+    pub fn on_wire(io: DuplexStream, wire: Wire) -> Self {
         let (r, w) = tokio::io::split(io);
         Self {
-            reader: FramedRead::new(r, FrameCodec::with_max_value_len(16 << 20)),
+            reader: FrameReader {
+                io: r,
+                layout: peer_layout(wire),
+                buf: BytesMut::new(),
+            },
             writer: w,
+            wire,
         }
     }
 
+    /// The wire this peer speaks.
+    pub fn wire(&self) -> Wire {
+        self.wire
+    }
+
     pub async fn send(&mut self, frame: Frame) {
-        let mut buf = BytesMut::new();
-        lite::encode(&frame, &mut buf);
+        let buf = encode_on(self.wire, [frame]);
         self.send_raw(&buf).await;
     }
 
@@ -66,8 +134,7 @@ impl RawPeer {
 
     /// The next frame, or `None` at EOF.
     pub async fn recv(&mut self) -> Option<Frame> {
-        let tlv = self.reader.next().await?.ok()?;
-        Some(lite::decode(tlv).expect("connection under test sent an invalid frame"))
+        self.reader.recv().await
     }
 
     /// The next frame that is not a ping request or a window update
@@ -84,11 +151,18 @@ impl RawPeer {
         }
     }
 
-    /// Exchanges HELLOs and answers the first RTT ping.
+    /// Exchanges HELLOs and answers the first RTT ping. On the yamux wire,
+    /// where nobody sends a HELLO, only answers the ping and returns the
+    /// settings each side assumes of the other.
     pub async fn handshake(&mut self) -> Hello {
-        self.send(hello()).await;
-        let Some(Frame::Hello(h)) = self.recv().await else {
-            panic!("expected HELLO first");
+        let h = if self.wire == Wire::Yamux {
+            YAMUX_PEER
+        } else {
+            self.send(hello()).await;
+            let Some(Frame::Hello(h)) = self.recv().await else {
+                panic!("expected HELLO first");
+            };
+            h
         };
         match self.recv().await {
             Some(Frame::Ping { ack: false, opaque }) => {
@@ -144,14 +218,33 @@ pub fn quiet_config() -> Config {
     c
 }
 
+/// [`quiet_config`] on `wire`.
+pub fn quiet_on(wire: Wire) -> Config {
+    let mut c = quiet_config();
+    c.wire = wire;
+    c
+}
+
+/// Runs `case` once on each wire, one after the other.
+pub async fn on_each_wire<F, Fut>(case: F)
+where
+    F: Fn(Wire) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for wire in WIRES {
+        case(wire).await;
+    }
+}
+
 // ----- hostile-peer helpers (tests/hostile_*.rs) -----------------------------
 
 /// A connection under test wired to a raw peer over a duplex pipe of
 /// `capacity` bytes per direction (small pipes make back-pressure visible).
 pub fn connect_with_capacity(role: Role, config: Config, capacity: usize) -> (Connection, RawPeer) {
     let (a, b) = tokio::io::duplex(capacity);
+    let wire = config.wire;
     let conn = Connection::new(a, role, config);
-    (conn, RawPeer::new(b))
+    (conn, RawPeer::on_wire(b, wire))
 }
 
 /// Bound on a hostile test's body. Under a paused clock this is virtual
@@ -203,13 +296,9 @@ pub fn data(id: u32, flags: Flags, payload: &[u8]) -> Frame {
     }
 }
 
-/// The encoding of every frame of `frames`, back to back.
+/// The encoding of every frame of `frames` on the lite wire, back to back.
 pub fn encode_all(frames: impl IntoIterator<Item = Frame>) -> BytesMut {
-    let mut buf = BytesMut::new();
-    for f in frames {
-        lite::encode(&f, &mut buf);
-    }
-    buf
+    encode_on(Wire::Lite, frames)
 }
 
 /// The exact protocol violation behind a connection error, if it is one.
@@ -224,12 +313,13 @@ pub fn protocol_error(e: &mux_core::ConnError) -> Option<mux_yamux_lite::session
 
 /// The reading half of a split [`RawPeer`].
 pub struct RawReader {
-    reader: FramedRead<ReadHalf<DuplexStream>, FrameCodec>,
+    reader: FrameReader,
 }
 
 /// The writing half of a split [`RawPeer`].
 pub struct RawWriter {
     writer: WriteHalf<DuplexStream>,
+    wire: Wire,
 }
 
 impl RawPeer {
@@ -241,6 +331,7 @@ impl RawPeer {
             },
             RawWriter {
                 writer: self.writer,
+                wire: self.wire,
             },
         )
     }
@@ -249,8 +340,7 @@ impl RawPeer {
 impl RawReader {
     /// The next frame, or `None` at EOF (or on bytes that are not a frame).
     pub async fn recv(&mut self) -> Option<Frame> {
-        let tlv = self.reader.next().await?.ok()?;
-        Some(lite::decode(tlv).expect("connection under test sent an invalid frame"))
+        self.reader.recv().await
     }
 
     /// Every frame until EOF.
@@ -266,8 +356,7 @@ impl RawReader {
 impl RawWriter {
     /// Writes one frame; `Err` once the connection under test is gone.
     pub async fn send(&mut self, frame: Frame) -> std::io::Result<()> {
-        let mut buf = BytesMut::new();
-        lite::encode(&frame, &mut buf);
+        let buf = encode_on(self.wire, [frame]);
         self.send_raw(&buf).await
     }
 

@@ -33,6 +33,21 @@ fn client_ids(n: u32) -> impl Iterator<Item = u32> {
     (0..n).map(|i| 2 * i + 1)
 }
 
+/// Reads RESET(REFUSED) for every client id from `first` below `end`, in
+/// order and nothing else.
+async fn expect_refusals(reader: &mut support::RawReader, first: u32, end: u32) {
+    let mut expected_id = first;
+    while expected_id < end {
+        match reader.recv().await {
+            Some(Frame::Reset { id, code }) => {
+                assert_eq!((id, code), (expected_id, reset_code::REFUSED));
+                expected_id += 2;
+            }
+            other => panic!("expected RESET({expected_id}, REFUSED), got {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_syn_whose_window_the_receive_budget_cannot_admit_is_refused() {
     on_each_wire(|wire| {
@@ -103,16 +118,7 @@ async fn syn_flood_beyond_max_inbound_streams_is_refused_stream_by_stream() {
                 writer
             });
             let first_refused = 2 * u32::try_from(LIMIT).unwrap() + 1;
-            let mut expected_id = first_refused;
-            while expected_id < 2 * FLOOD {
-                match reader.recv().await {
-                    Some(Frame::Reset { id, code }) => {
-                        assert_eq!((id, code), (expected_id, reset_code::REFUSED));
-                        expected_id += 2;
-                    }
-                    other => panic!("expected RESET({expected_id}, REFUSED), got {other:?}"),
-                }
-            }
+            expect_refusals(&mut reader, first_refused, 2 * FLOOD).await;
             let mut writer = write_task.await.unwrap();
             let stats = conn.stats();
             assert_eq!(stats.streams, LIMIT);
@@ -336,16 +342,7 @@ async fn refusal_flood_while_the_peer_never_reads_stalls_the_peer_not_our_memory
 
             // Once the peer reads, every refusal arrives in order and the rest
             // of the flood goes through.
-            let mut expected_id = 1;
-            while expected_id < 2 * FLOOD {
-                match reader.recv().await {
-                    Some(Frame::Reset { id, code }) => {
-                        assert_eq!((id, code), (expected_id, reset_code::REFUSED));
-                        expected_id += 2;
-                    }
-                    other => panic!("expected RESET({expected_id}), got {other:?}"),
-                }
-            }
+            expect_refusals(&mut reader, 1, 2 * FLOOD).await;
             write_task.await.unwrap().unwrap();
             assert_eq!(conn.stats().streams_refused, u64::from(FLOOD));
             assert!(!conn.is_closed());

@@ -20,7 +20,9 @@ use mux_yamux_lite::frame::{Flags, Frame};
 use mux_yamux_lite::{Connection, Role, Stream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use support::{bounded, connect_with_capacity, encode_all, handshake_with_window, quiet_config};
+use support::{
+    bounded, connect_with_capacity, encode_on, handshake_with_window, on_each_wire, quiet_on,
+};
 use tokio::io::AsyncReadExt;
 
 /// Counts the live heap bytes of the whole test binary.
@@ -132,50 +134,52 @@ async fn until(mut done: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn unread_data_costs_at_most_twice_its_bytes_whatever_the_frames() {
-    bounded(async {
-        let mut config = quiet_config();
-        config.read_blocks_kept = 4;
-        config.accept_backlog = 4096;
-        config.max_inbound_streams = 4096;
-        let kept = config.read_blocks_kept;
-        let window = config.initial_window as usize;
-        let (conn, mut peer) = connect_with_capacity(Role::Server, config, 64 * 1024);
-        handshake_with_window(&mut peer, 256 * 1024).await;
-        let unread_streams = Arc::new(Mutex::new(Vec::new()));
-        let consumed = Arc::new(AtomicU64::new(0));
-        serve(conn.clone(), unread_streams.clone(), consumed.clone());
-        let (mut reader, mut writer) = peer.split();
-        let replies = tokio::spawn(async move { reader.recv_until_eof().await });
-        let syns = encode_all((0..UNREAD_STREAMS).map(|i| support::syn(2 * i + 1)));
-        writer.send_raw(&syns).await.expect("connection alive");
-        until(|| unread_streams.lock().expect("not poisoned").len() == UNREAD_STREAMS as usize)
+    on_each_wire(|wire| {
+        bounded(async move {
+            let mut config = quiet_on(wire);
+            config.read_blocks_kept = 4;
+            config.accept_backlog = 4096;
+            config.max_inbound_streams = 4096;
+            let kept = config.read_blocks_kept;
+            let window = config.initial_window as usize;
+            let (conn, mut peer) = connect_with_capacity(Role::Server, config, 64 * 1024);
+            handshake_with_window(&mut peer, 256 * 1024).await;
+            let unread_streams = Arc::new(Mutex::new(Vec::new()));
+            let consumed = Arc::new(AtomicU64::new(0));
+            serve(conn.clone(), unread_streams.clone(), consumed.clone());
+            let (mut reader, mut writer) = peer.split();
+            let replies = tokio::spawn(async move { reader.recv_until_eof().await });
+            let syns = encode_on(wire, (0..UNREAD_STREAMS).map(|i| support::syn(2 * i + 1)));
+            writer.send_raw(&syns).await.expect("connection alive");
+            until(|| unread_streams.lock().expect("not poisoned").len() == UNREAD_STREAMS as usize)
+                .await;
+
+            let before = live();
+            let mut batch = Vec::new();
+            let (unread, read) = flood(window, |f| batch.push(f));
+            for frames in batch.chunks(64) {
+                let bytes = encode_on(wire, frames.iter().cloned());
+                writer.send_raw(&bytes).await.expect("connection alive");
+            }
+            drop(batch);
+            until(|| {
+                conn.stats().bytes_received == (unread + read) as u64
+                    && consumed.load(Ordering::Relaxed) == read as u64
+            })
             .await;
+            let held = live().saturating_sub(before);
+            assert!(!conn.is_closed());
 
-        let before = live();
-        let mut batch = Vec::new();
-        let (unread, read) = flood(window, |f| batch.push(f));
-        for frames in batch.chunks(64) {
-            let bytes = encode_all(frames.iter().cloned());
-            writer.send_raw(&bytes).await.expect("connection alive");
-        }
-        drop(batch);
-        until(|| {
-            conn.stats().bytes_received == (unread + read) as u64
-                && consumed.load(Ordering::Relaxed) == read as u64
+            // The documented bound (`Config::read_blocks_kept`): twice the
+            // unread bytes, plus the blocks kept and the one being filled.
+            let bound = 2 * unread + (kept + 1) * BLOCK + HARNESS;
+            assert!(
+                held <= bound,
+                "{held} heap bytes held for {unread} unread bytes ({:.1}x); bound {bound}",
+                held as f64 / unread as f64
+            );
+            replies.abort();
         })
-        .await;
-        let held = live().saturating_sub(before);
-        assert!(!conn.is_closed());
-
-        // The documented bound (`Config::read_blocks_kept`): twice the
-        // unread bytes, plus the blocks kept and the one being filled.
-        let bound = 2 * unread + (kept + 1) * BLOCK + HARNESS;
-        assert!(
-            held <= bound,
-            "{held} heap bytes held for {unread} unread bytes ({:.1}x); bound {bound}",
-            held as f64 / unread as f64
-        );
-        replies.abort();
     })
     .await;
 }

@@ -19,8 +19,8 @@ use mux_yamux_lite::config::MAX_WINDOW;
 use mux_yamux_lite::frame::{go_away, reset_code, Flags, Frame};
 use mux_yamux_lite::{Config, Connection, Role, Stream};
 use support::{
-    bounded, connect, connect_with_capacity, data, handshake_with_window, quiet_config, syn,
-    RawPeer,
+    bounded, connect, connect_with_capacity, data, handshake_with_window, on_each_wire,
+    quiet_config, quiet_on, syn, RawPeer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
@@ -82,59 +82,61 @@ fn conn_closed_reason(e: &std::io::Error) -> ConnError {
 
 #[tokio::test]
 async fn application_that_never_accepts_gets_excess_syns_refused_at_the_backlog() {
-    bounded(async {
-        let config = quiet_config();
-        let backlog = config.accept_backlog;
-        assert_eq!(backlog, 256);
-        let (conn, mut peer) = connect(Role::Server, config);
-        peer.handshake().await;
-        let ids: Vec<u32> = (0..1000u32).map(|i| 2 * i + 1).collect();
-        peer.send_raw(&support::encode_all(ids.iter().map(|&id| syn(id))))
-            .await;
-        for &id in &ids[backlog..] {
+    on_each_wire(|wire| {
+        bounded(async move {
+            let config = quiet_on(wire);
+            let backlog = config.accept_backlog;
+            assert_eq!(backlog, 256);
+            let (conn, mut peer) = connect(Role::Server, config);
+            peer.handshake().await;
+            let ids: Vec<u32> = (0..1000u32).map(|i| 2 * i + 1).collect();
+            peer.send_raw(&support::encode_on(wire, ids.iter().map(|&id| syn(id))))
+                .await;
+            for &id in &ids[backlog..] {
+                assert_eq!(
+                    peer.recv_significant().await,
+                    Some(Frame::Reset {
+                        id,
+                        code: reset_code::REFUSED
+                    })
+                );
+            }
+            let stats = conn.stats();
+            assert_eq!(stats.streams, backlog);
+            assert_eq!(stats.streams_refused, (1000 - backlog) as u64);
+            // Accepting one frees exactly one slot.
+            let mut first = conn.accept_stream().await.unwrap();
+            assert_eq!(first.id().get(), 1);
+            peer.send(syn(2001)).await;
+            peer.send(syn(2003)).await;
+            // The ACK of stream 1 and the refusal of 2003 only (2001 took the
+            // freed slot), in either order.
+            let mut next_two = [
+                peer.recv_significant().await.unwrap(),
+                peer.recv_significant().await.unwrap(),
+            ];
+            next_two.sort_by_key(|f| matches!(f, Frame::Reset { .. }));
             assert_eq!(
-                peer.recv_significant().await,
-                Some(Frame::Reset {
-                    id,
-                    code: reset_code::REFUSED
-                })
+                next_two,
+                [
+                    Frame::Window {
+                        id: 1,
+                        flags: Flags::ACK,
+                        delta: 0
+                    },
+                    Frame::Reset {
+                        id: 2003,
+                        code: reset_code::REFUSED
+                    }
+                ]
             );
-        }
-        let stats = conn.stats();
-        assert_eq!(stats.streams, backlog);
-        assert_eq!(stats.streams_refused, (1000 - backlog) as u64);
-        // Accepting one frees exactly one slot.
-        let mut first = conn.accept_stream().await.unwrap();
-        assert_eq!(first.id().get(), 1);
-        peer.send(syn(2001)).await;
-        peer.send(syn(2003)).await;
-        // The ACK of stream 1 and the refusal of 2003 only (2001 took the
-        // freed slot), in either order.
-        let mut next_two = [
-            peer.recv_significant().await.unwrap(),
-            peer.recv_significant().await.unwrap(),
-        ];
-        next_two.sort_by_key(|f| matches!(f, Frame::Reset { .. }));
-        assert_eq!(
-            next_two,
-            [
-                Frame::Window {
-                    id: 1,
-                    flags: Flags::ACK,
-                    delta: 0
-                },
-                Frame::Reset {
-                    id: 2003,
-                    code: reset_code::REFUSED
-                }
-            ]
-        );
-        // The accepted stream works; backlogged ones are still there.
-        peer.send(data(1, Flags::FIN, b"served")).await;
-        let mut got = String::new();
-        first.read_to_string(&mut got).await.unwrap();
-        assert_eq!(got, "served");
-        assert_eq!(conn.accept_stream().await.unwrap().id().get(), 3);
+            // The accepted stream works; backlogged ones are still there.
+            peer.send(data(1, Flags::FIN, b"served")).await;
+            let mut got = String::new();
+            first.read_to_string(&mut got).await.unwrap();
+            assert_eq!(got, "served");
+            assert_eq!(conn.accept_stream().await.unwrap().id().get(), 3);
+        })
     })
     .await;
 }
@@ -197,40 +199,43 @@ async fn stream_whose_reader_never_reads_blocks_only_its_writer_with_bounded_buf
 
 #[tokio::test(start_paused = true)]
 async fn peer_that_never_reads_the_transport_blocks_writers_with_bounded_buffers() {
-    bounded(async {
-        let config = quiet_config();
-        let send_buffer = config.send_buffer;
-        let (conn, mut peer) = connect_with_capacity(Role::Client, config, PIPE);
-        // A huge window: only the transport can push back.
-        handshake_with_window(&mut peer, MAX_WINDOW).await;
-        let mut writers = Vec::new();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        for _ in 0..4 {
-            let s = conn.open_stream().await.unwrap();
-            writers.push(spawn_writer(s, 16 << 20, accepted.clone()));
-        }
-        for w in &mut writers {
-            assert_stays_blocked(w, 5).await;
-        }
-        let held = accepted.load(Ordering::SeqCst);
-        // Pipe + the driver's write buffer + one send buffer per stream.
-        let bound = PIPE + WRITE_BUFFER_BOUND + 4 * send_buffer;
-        assert!(held <= bound, "{held} bytes accepted, bound {bound}");
-        assert_stays_blocked(&mut writers[0], 20).await;
-        assert_eq!(accepted.load(Ordering::SeqCst), held, "still stalled");
-        assert!(!conn.is_closed());
-        // Once the peer reads, the bytes flow again.
-        let mut got = 0usize;
-        while got < held + 1 {
-            match peer.recv().await {
-                Some(Frame::Data { payload, .. }) => got += payload.len(),
-                Some(_) => {}
-                None => panic!("EOF"),
+    on_each_wire(|wire| {
+        bounded(async move {
+            let config = quiet_on(wire);
+            let send_buffer = config.send_buffer;
+            let (conn, mut peer) = connect_with_capacity(Role::Client, config, PIPE);
+            // A huge window: only the transport can push back.
+            handshake_with_window(&mut peer, MAX_WINDOW).await;
+            let mut writers = Vec::new();
+            let accepted = Arc::new(AtomicUsize::new(0));
+            for _ in 0..4 {
+                let s = conn.open_stream().await.unwrap();
+                peer.grant_announced(s.id().get()).await;
+                writers.push(spawn_writer(s, 16 << 20, accepted.clone()));
             }
-        }
-        for w in writers {
-            w.abort();
-        }
+            for w in &mut writers {
+                assert_stays_blocked(w, 5).await;
+            }
+            let held = accepted.load(Ordering::SeqCst);
+            // Pipe + the driver's write buffer + one send buffer per stream.
+            let bound = PIPE + WRITE_BUFFER_BOUND + 4 * send_buffer;
+            assert!(held <= bound, "{held} bytes accepted, bound {bound}");
+            assert_stays_blocked(&mut writers[0], 20).await;
+            assert_eq!(accepted.load(Ordering::SeqCst), held, "still stalled");
+            assert!(!conn.is_closed());
+            // Once the peer reads, the bytes flow again.
+            let mut got = 0usize;
+            while got < held + 1 {
+                match peer.recv().await {
+                    Some(Frame::Data { payload, .. }) => got += payload.len(),
+                    Some(_) => {}
+                    None => panic!("EOF"),
+                }
+            }
+            for w in writers {
+                w.abort();
+            }
+        })
     })
     .await;
 }
@@ -240,38 +245,41 @@ async fn peer_that_goes_silent_after_the_handshake_is_dropped_at_interval_plus_t
     // transcript.rs `keepalive_timeout_fails_every_stream` covers a peer that
     // never answers the first ping; here the peer answered it, so the timing
     // of the keepalive ping and of the timeout is what is checked.
-    bounded(async {
-        let mut config = Config::default();
-        config.keepalive_interval = Some(Duration::from_secs(10));
-        config.keepalive_timeout = Duration::from_secs(5);
-        let (conn, mut peer) = connect(Role::Client, config);
-        peer.handshake().await;
-        let t0 = Instant::now();
-        let mut s = conn.open_stream().await.unwrap();
-        assert_eq!(peer.recv().await, Some(syn(1)));
-        // The peer keeps reading but never answers again.
-        assert!(matches!(
-            peer.recv().await,
-            Some(Frame::Ping { ack: false, .. })
-        ));
-        assert_elapsed(t0.elapsed(), 10);
-        let e = s.read(&mut [0u8; 4]).await.unwrap_err();
-        assert_elapsed(t0.elapsed(), 15);
-        assert!(matches!(
-            conn_closed_reason(&e),
-            ConnError::KeepaliveTimeout
-        ));
-        assert_eq!(
-            peer.recv().await,
-            Some(Frame::GoAway {
-                code: go_away::KEEPALIVE_TIMEOUT
-            })
-        );
-        assert_eq!(peer.recv().await, None);
-        assert!(matches!(
-            conn.open_stream().await,
-            Err(ConnError::KeepaliveTimeout)
-        ));
+    on_each_wire(|wire| {
+        bounded(async move {
+            let mut config = Config::default();
+            config.wire = wire;
+            config.keepalive_interval = Some(Duration::from_secs(10));
+            config.keepalive_timeout = Duration::from_secs(5);
+            let (conn, mut peer) = connect(Role::Client, config);
+            peer.handshake().await;
+            let t0 = Instant::now();
+            let mut s = conn.open_stream().await.unwrap();
+            assert_eq!(peer.recv().await, Some(syn(1)));
+            // The peer keeps reading but never answers again.
+            assert!(matches!(
+                peer.recv().await,
+                Some(Frame::Ping { ack: false, .. })
+            ));
+            assert_elapsed(t0.elapsed(), 10);
+            let e = s.read(&mut [0u8; 4]).await.unwrap_err();
+            assert_elapsed(t0.elapsed(), 15);
+            assert!(matches!(
+                conn_closed_reason(&e),
+                ConnError::KeepaliveTimeout
+            ));
+            assert_eq!(
+                peer.recv().await,
+                Some(Frame::GoAway {
+                    code: go_away::KEEPALIVE_TIMEOUT
+                })
+            );
+            assert_eq!(peer.recv().await, None);
+            assert!(matches!(
+                conn.open_stream().await,
+                Err(ConnError::KeepaliveTimeout)
+            ));
+        })
     })
     .await;
 }
@@ -293,6 +301,7 @@ async fn stalled_connection(
             Ok(s) => s,
             Err(e) => panic!("open: {e:?}"),
         };
+        peer.grant_announced(s.id().get()).await;
         writers.push(spawn_writer(s, 16 << 20, Arc::new(AtomicUsize::new(0))));
     }
     for w in &mut writers {
@@ -303,94 +312,104 @@ async fn stalled_connection(
 
 #[tokio::test(start_paused = true)]
 async fn keepalive_timeout_against_a_peer_that_never_reads_fails_streams() {
-    bounded(async {
-        let mut config = Config::default();
-        config.keepalive_interval = Some(Duration::from_secs(10));
-        config.keepalive_timeout = Duration::from_secs(5);
-        let (conn, _peer, writers) = stalled_connection(config).await;
-        for w in writers {
-            let (r, _s) = w.await.unwrap();
-            let e = r.unwrap_err();
-            assert!(
-                matches!(conn_closed_reason(&e), ConnError::KeepaliveTimeout),
-                "{e:?}"
-            );
-        }
-        assert!(matches!(
-            conn.accept_stream().await,
-            Err(ConnError::KeepaliveTimeout)
-        ));
+    on_each_wire(|wire| {
+        bounded(async move {
+            let mut config = Config::default();
+            config.wire = wire;
+            config.keepalive_interval = Some(Duration::from_secs(10));
+            config.keepalive_timeout = Duration::from_secs(5);
+            let (conn, _peer, writers) = stalled_connection(config).await;
+            for w in writers {
+                let (r, _s) = w.await.unwrap();
+                let e = r.unwrap_err();
+                assert!(
+                    matches!(conn_closed_reason(&e), ConnError::KeepaliveTimeout),
+                    "{e:?}"
+                );
+            }
+            assert!(matches!(
+                conn.accept_stream().await,
+                Err(ConnError::KeepaliveTimeout)
+            ));
+        })
     })
     .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn keepalive_timeout_against_a_peer_that_never_reads_releases_the_transport() {
-    bounded(async {
-        let mut config = Config::default();
-        config.keepalive_interval = Some(Duration::from_secs(10));
-        config.keepalive_timeout = Duration::from_secs(5);
-        let (conn, _peer, writers) = stalled_connection(config).await;
-        for w in writers {
-            let _ = w.await.unwrap();
-        }
-        // The connection is dead; close must report it, not wait for a
-        // peer that will never read the bytes still queued for it.
-        let closed = tokio::time::timeout(Duration::from_secs(30), conn.close()).await;
-        match closed {
-            Ok(Err(ConnError::KeepaliveTimeout)) => {}
-            Ok(other) => panic!("close returned {other:?}"),
-            Err(_) => panic!("close() still pending 30 s after the keepalive timeout"),
-        }
+    on_each_wire(|wire| {
+        bounded(async move {
+            let mut config = Config::default();
+            config.wire = wire;
+            config.keepalive_interval = Some(Duration::from_secs(10));
+            config.keepalive_timeout = Duration::from_secs(5);
+            let (conn, _peer, writers) = stalled_connection(config).await;
+            for w in writers {
+                let _ = w.await.unwrap();
+            }
+            // The connection is dead; close must report it, not wait for a
+            // peer that will never read the bytes still queued for it.
+            let closed = tokio::time::timeout(Duration::from_secs(30), conn.close()).await;
+            match closed {
+                Ok(Err(ConnError::KeepaliveTimeout)) => {}
+                Ok(other) => panic!("close returned {other:?}"),
+                Err(_) => panic!("close() still pending 30 s after the keepalive timeout"),
+            }
+        })
     })
     .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_against_a_peer_that_never_reads_ends_at_its_deadline() {
-    bounded(async {
-        let (conn, _peer, writers) = stalled_connection(quiet_config()).await;
-        let t0 = Instant::now();
-        let closing = {
-            let conn = conn.clone();
-            tokio::spawn(async move { conn.shutdown(t0 + Duration::from_secs(10)).await })
-        };
-        for w in writers {
-            let (r, _s) = w.await.unwrap();
-            let e = r.unwrap_err();
+    on_each_wire(|wire| {
+        bounded(async move {
+            let (conn, _peer, writers) = stalled_connection(quiet_on(wire)).await;
+            let t0 = Instant::now();
+            let closing = {
+                let conn = conn.clone();
+                tokio::spawn(async move { conn.shutdown(t0 + Duration::from_secs(10)).await })
+            };
+            for w in writers {
+                let (r, _s) = w.await.unwrap();
+                let e = r.unwrap_err();
+                assert_eq!(
+                    StreamError::from_io(&e).and_then(StreamError::reset_code),
+                    Some(reset_code::CLOSE_TIMEOUT),
+                    "{e:?}"
+                );
+            }
+            assert_elapsed(t0.elapsed(), 10);
+            let r = tokio::time::timeout(Duration::from_secs(30), closing).await;
+            let outcome = r.expect("shutdown() still pending 30 s after its deadline");
             assert_eq!(
-                StreamError::from_io(&e).and_then(StreamError::reset_code),
-                Some(reset_code::CLOSE_TIMEOUT),
-                "{e:?}"
+                outcome.unwrap().unwrap(),
+                ShutdownOutcome::Cut { streams: 2 }
             );
-        }
-        assert_elapsed(t0.elapsed(), 10);
-        let r = tokio::time::timeout(Duration::from_secs(30), closing).await;
-        let outcome = r.expect("shutdown() still pending 30 s after its deadline");
-        assert_eq!(
-            outcome.unwrap().unwrap(),
-            ShutdownOutcome::Cut { streams: 2 }
-        );
+        })
     })
     .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn close_against_a_peer_that_never_reads_returns_within_the_flush_bound() {
-    bounded(async {
-        let config = quiet_config();
-        let bound = config.close_flush_timeout;
-        let (conn, _peer, writers) = stalled_connection(config).await;
-        let t0 = Instant::now();
-        conn.close().await.unwrap();
-        assert!(t0.elapsed() <= bound, "close() took {:?}", t0.elapsed());
-        let closed_at = t0.elapsed();
-        for w in writers {
-            let (r, _s) = w.await.unwrap();
-            let e = r.unwrap_err();
-            assert!(matches!(conn_closed_reason(&e), ConnError::Closed), "{e:?}");
-        }
-        assert_eq!(t0.elapsed(), closed_at, "the writers had failed already");
+    on_each_wire(|wire| {
+        bounded(async move {
+            let config = quiet_on(wire);
+            let bound = config.close_flush_timeout;
+            let (conn, _peer, writers) = stalled_connection(config).await;
+            let t0 = Instant::now();
+            conn.close().await.unwrap();
+            assert!(t0.elapsed() <= bound, "close() took {:?}", t0.elapsed());
+            let closed_at = t0.elapsed();
+            for w in writers {
+                let (r, _s) = w.await.unwrap();
+                let e = r.unwrap_err();
+                assert!(matches!(conn_closed_reason(&e), ConnError::Closed), "{e:?}");
+            }
+            assert_eq!(t0.elapsed(), closed_at, "the writers had failed already");
+        })
     })
     .await;
 }

@@ -58,6 +58,8 @@ pub struct RawPeer {
     reader: FrameReader,
     writer: WriteHalf<DuplexStream>,
     wire: Wire,
+    /// The window [`handshake_with_window`] meant to announce.
+    announced: u32,
 }
 
 /// The frames the handshake delivers to the connection under test: the
@@ -112,6 +114,23 @@ impl RawPeer {
             },
             writer: w,
             wire,
+            announced: YAMUX_PEER.initial_window,
+        }
+    }
+
+    /// On the yamux wire, which has no HELLO, grants stream `id` (just
+    /// opened by the connection under test) the window that
+    /// [`handshake_with_window`] meant to announce, beyond the 256 KiB a
+    /// yamux peer starts with; on the lite wire the HELLO did that.
+    pub async fn grant_announced(&mut self, id: u32) {
+        let extra = self.announced.saturating_sub(YAMUX_PEER.initial_window);
+        if self.wire == Wire::Yamux && extra > 0 {
+            self.send(Frame::Window {
+                id,
+                flags: Flags::NONE,
+                delta: extra,
+            })
+            .await;
         }
     }
 
@@ -422,10 +441,9 @@ pub async fn expect_protocol_failure(
 /// every yamux peer assumes.
 pub async fn handshake_with_window(peer: &mut RawPeer, initial_window: u32) {
     if peer.wire() == Wire::Yamux {
-        assert_eq!(
-            initial_window, YAMUX_PEER.initial_window,
-            "the yamux wire has no HELLO to announce another window in"
-        );
+        // No HELLO to announce it in: `grant_announced` gives each stream
+        // the rest once it opens.
+        peer.announced = initial_window;
         peer.handshake().await;
         return;
     }

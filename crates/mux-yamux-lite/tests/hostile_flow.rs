@@ -10,9 +10,10 @@ use mux_core::{MuxedStream, StreamError};
 use mux_yamux_lite::config::MAX_WINDOW;
 use mux_yamux_lite::frame::{Flags, Frame};
 use mux_yamux_lite::session::ProtocolError;
-use mux_yamux_lite::Role;
+use mux_yamux_lite::{Role, Wire};
 use support::{
-    bounded, connect, data, expect_protocol_failure, handshake_with_window, quiet_config, syn,
+    bounded, connect, data, expect_protocol_failure, handshake_with_window, on_each_wire,
+    quiet_config, quiet_on, syn,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -32,51 +33,65 @@ fn window(id: u32, delta: u32) -> Frame {
     }
 }
 
+/// The smallest initial window `wire` allows: yamux peers assume 256 KiB.
+fn least_window(wire: Wire) -> u32 {
+    match wire {
+        Wire::Yamux => 256 * 1024,
+        _ => 1024,
+    }
+}
+
 #[tokio::test]
 async fn data_beyond_the_returned_credit_is_window_exceeded() {
-    bounded(async {
-        let mut config = quiet_config();
-        config.initial_window = 1024;
-        let (conn, mut peer) = connect(Role::Server, config);
-        peer.handshake().await;
-        peer.send(data(1, Flags::SYN, &[1u8; 1024])).await;
-        let mut s = conn.accept_stream().await.unwrap();
-        let mut buf = vec![0u8; 600];
-        s.read_exact(&mut buf).await.unwrap();
-        // Reading past half the window returns exactly what was read (the
-        // update may carry the ACK if it was not framed yet).
-        loop {
-            match peer.recv().await {
-                Some(Frame::Window {
-                    id: 1, delta: 0, ..
-                }) => {} // the bare ACK
-                Some(Frame::Window { id: 1, delta, .. }) => {
-                    assert_eq!(delta, 600);
-                    break;
+    on_each_wire(|wire| {
+        bounded(async move {
+            let mut config = quiet_on(wire);
+            // The least each wire allows: any on lite, 256 KiB on yamux.
+            let w = least_window(wire);
+            config.initial_window = w;
+            let (conn, mut peer) = connect(Role::Server, config);
+            peer.handshake().await;
+            peer.send(data(1, Flags::SYN, &vec![1u8; w as usize])).await;
+            let mut s = conn.accept_stream().await.unwrap();
+            let read = w / 2 + w / 8;
+            let mut buf = vec![0u8; read as usize];
+            s.read_exact(&mut buf).await.unwrap();
+            // Reading past half the window returns exactly what was read (the
+            // update may carry the ACK if it was not framed yet).
+            loop {
+                match peer.recv().await {
+                    Some(Frame::Window {
+                        id: 1, delta: 0, ..
+                    }) => {} // the bare ACK
+                    Some(Frame::Window { id: 1, delta, .. }) => {
+                        assert_eq!(delta, read);
+                        break;
+                    }
+                    other => panic!("expected the window update, got {other:?}"),
                 }
-                other => panic!("expected the window update, got {other:?}"),
             }
-        }
-        // The peer now has 600 bytes of credit and sends 601.
-        peer.send(data(1, Flags::NONE, &[2u8; 601])).await;
-        let err = expect_protocol_failure(&conn, &mut peer).await;
-        assert_eq!(
-            err,
-            ProtocolError::WindowExceeded {
-                id: 1,
-                len: 601,
-                credit: 600
-            }
-        );
-        // Nothing of the overrun was buffered: the 424 unread bytes remain,
-        // then the stream fails with the connection.
-        let mut rest = Vec::new();
-        let e = s.read_to_end(&mut rest).await.unwrap_err();
-        assert_eq!(rest, [1u8; 424]);
-        assert!(matches!(
-            StreamError::from_io(&e),
-            Some(StreamError::ConnectionClosed(_))
-        ));
+            // The peer now has that much credit and sends one byte more.
+            peer.send(data(1, Flags::NONE, &vec![2u8; read as usize + 1]))
+                .await;
+            let err = expect_protocol_failure(&conn, &mut peer).await;
+            assert_eq!(
+                err,
+                ProtocolError::WindowExceeded {
+                    id: 1,
+                    len: read as usize + 1,
+                    credit: read
+                }
+            );
+            // Nothing of the overrun was buffered: the unread bytes remain,
+            // then the stream fails with the connection.
+            let mut rest = Vec::new();
+            let e = s.read_to_end(&mut rest).await.unwrap_err();
+            assert!(rest == vec![1u8; (w - read) as usize]);
+            assert!(matches!(
+                StreamError::from_io(&e),
+                Some(StreamError::ConnectionClosed(_))
+            ));
+        })
     })
     .await;
 }
@@ -86,47 +101,56 @@ async fn first_syn_frame_larger_than_the_initial_window_is_window_exceeded() {
     // GHSA-vxx9-2994-q338 (an oversized DATA|SYN reached an `expect`).
     // transcript.rs `data_beyond_the_window_is_a_protocol_error` checks the
     // GO_AWAY code; this pins the variant and that no stream survives.
-    bounded(async {
-        let mut config = quiet_config();
-        config.initial_window = 1024;
-        let (conn, mut peer) = connect(Role::Server, config);
-        peer.handshake().await;
-        peer.send(data(1, Flags::SYN.with(Flags::FIN), &[0u8; 1025]))
+    on_each_wire(|wire| {
+        bounded(async move {
+            let mut config = quiet_on(wire);
+            let w = least_window(wire);
+            config.initial_window = w;
+            let (conn, mut peer) = connect(Role::Server, config);
+            peer.handshake().await;
+            peer.send(data(
+                1,
+                Flags::SYN.with(Flags::FIN),
+                &vec![0u8; w as usize + 1],
+            ))
             .await;
-        let err = expect_protocol_failure(&conn, &mut peer).await;
-        assert_eq!(
-            err,
-            ProtocolError::WindowExceeded {
-                id: 1,
-                len: 1025,
-                credit: 1024
-            }
-        );
-        assert_eq!(conn.stats().streams, 0, "the half-opened stream is dropped");
+            let err = expect_protocol_failure(&conn, &mut peer).await;
+            assert_eq!(
+                err,
+                ProtocolError::WindowExceeded {
+                    id: 1,
+                    len: w as usize + 1,
+                    credit: w
+                }
+            );
+            assert_eq!(conn.stats().streams, 0, "the half-opened stream is dropped");
+        })
     })
     .await;
 }
 
 #[tokio::test]
 async fn window_update_to_exactly_the_maximum_is_accepted_and_one_more_is_window_overflow() {
-    bounded(async {
-        let (conn, mut peer) = connect(Role::Client, quiet_config());
-        handshake_with_window(&mut peer, 256 * 1024).await;
-        let mut s = conn.open_stream().await.unwrap();
-        assert_eq!(peer.recv_significant().await, Some(syn(1)));
-        // 256 KiB + this = 2^31 - 1 exactly: legal.
-        peer.send(ack(1, MAX_WINDOW - 256 * 1024)).await;
-        s.write_all(b"at the maximum").await.unwrap();
-        s.flush().await.unwrap();
-        assert_eq!(
-            peer.recv_significant().await,
-            Some(data(1, Flags::NONE, b"at the maximum"))
-        );
-        // 14 bytes used, so 14 more fit; 15 do not.
-        peer.send(window(1, 14)).await;
-        peer.send(window(1, 1)).await;
-        let err = expect_protocol_failure(&conn, &mut peer).await;
-        assert_eq!(err, ProtocolError::WindowOverflow(1));
+    on_each_wire(|wire| {
+        bounded(async move {
+            let (conn, mut peer) = connect(Role::Client, quiet_on(wire));
+            handshake_with_window(&mut peer, 256 * 1024).await;
+            let mut s = conn.open_stream().await.unwrap();
+            assert_eq!(peer.recv_significant().await, Some(syn(1)));
+            // 256 KiB + this = 2^31 - 1 exactly: legal.
+            peer.send(ack(1, MAX_WINDOW - 256 * 1024)).await;
+            s.write_all(b"at the maximum").await.unwrap();
+            s.flush().await.unwrap();
+            assert_eq!(
+                peer.recv_significant().await,
+                Some(data(1, Flags::NONE, b"at the maximum"))
+            );
+            // 14 bytes used, so 14 more fit; 15 do not.
+            peer.send(window(1, 14)).await;
+            peer.send(window(1, 1)).await;
+            let err = expect_protocol_failure(&conn, &mut peer).await;
+            assert_eq!(err, ProtocolError::WindowOverflow(1));
+        })
     })
     .await;
 }

@@ -298,15 +298,24 @@ impl Session {
     /// Whether a DATA frame of `len` payload bytes for stream `id`, too
     /// long for a read block (the yamux wire admits DATA as large as the
     /// stream's credit), may be buffered. Decided from its header, before
-    /// the payload is read: a stream without that much credit, or never
-    /// opened, fails the connection at once. One for a stream that is gone
-    /// is read and discarded; the driver buffers one such frame at a time,
-    /// at most `max_window` long.
+    /// the payload is read: a stream without that much credit fails the
+    /// connection at once. A fresh id of the peer's may be a SYN riding on
+    /// this frame, so it gets the credit a new stream starts with. One for
+    /// a stream that is gone is read and discarded; the driver buffers one
+    /// such frame at a time, at most `max_window` long.
     pub(crate) fn admit_large_data(&mut self, id: u32, len: usize) -> bool {
+        let fresh = !self.role.owns(id) && id > self.last_remote_id;
         let verdict = match self.streams.get(&id) {
             Some(s) => s
                 .admits(len)
                 .map_err(|credit| ProtocolError::WindowExceeded { id, len, credit }),
+            None if fresh => {
+                let credit = self.config.initial_window;
+                match u32::try_from(len) {
+                    Ok(n) if n <= credit => Ok(()),
+                    _ => Err(ProtocolError::WindowExceeded { id, len, credit }),
+                }
+            }
             None if id != 0 && self.is_past_stream(id) => Ok(()),
             None => Err(ProtocolError::UnknownStream(id)),
         };

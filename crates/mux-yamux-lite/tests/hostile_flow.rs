@@ -10,10 +10,10 @@ use mux_core::{MuxedStream, StreamError};
 use mux_yamux_lite::config::MAX_WINDOW;
 use mux_yamux_lite::frame::{Flags, Frame};
 use mux_yamux_lite::session::ProtocolError;
-use mux_yamux_lite::{Role, Wire};
+use mux_yamux_lite::{Connection, Role, Wire};
 use support::{
     bounded, connect, data, expect_protocol_failure, handshake_with_window, on_each_wire,
-    quiet_config, quiet_on, syn,
+    quiet_config, quiet_on, syn, RawPeer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -33,24 +33,26 @@ fn window(id: u32, delta: u32) -> Frame {
     }
 }
 
-/// The smallest initial window `wire` allows: yamux peers assume 256 KiB.
-fn least_window(wire: Wire) -> u32 {
-    match wire {
+/// A server connection, after the handshake, whose streams start with the
+/// smallest window `wire` allows (yamux peers assume 256 KiB), and that
+/// window.
+async fn server_with_least_window(wire: Wire) -> (Connection, RawPeer, u32) {
+    let w = match wire {
         Wire::Yamux => 256 * 1024,
         _ => 1024,
-    }
+    };
+    let mut config = quiet_on(wire);
+    config.initial_window = w;
+    let (conn, mut peer) = connect(Role::Server, config);
+    peer.handshake().await;
+    (conn, peer, w)
 }
 
 #[tokio::test]
 async fn data_beyond_the_returned_credit_is_window_exceeded() {
     on_each_wire(|wire| {
         bounded(async move {
-            let mut config = quiet_on(wire);
-            // The least each wire allows: any on lite, 256 KiB on yamux.
-            let w = least_window(wire);
-            config.initial_window = w;
-            let (conn, mut peer) = connect(Role::Server, config);
-            peer.handshake().await;
+            let (conn, mut peer, w) = server_with_least_window(wire).await;
             peer.send(data(1, Flags::SYN, &vec![1u8; w as usize])).await;
             let mut s = conn.accept_stream().await.unwrap();
             let read = w / 2 + w / 8;
@@ -103,11 +105,7 @@ async fn first_syn_frame_larger_than_the_initial_window_is_window_exceeded() {
     // GO_AWAY code; this pins the variant and that no stream survives.
     on_each_wire(|wire| {
         bounded(async move {
-            let mut config = quiet_on(wire);
-            let w = least_window(wire);
-            config.initial_window = w;
-            let (conn, mut peer) = connect(Role::Server, config);
-            peer.handshake().await;
+            let (conn, mut peer, w) = server_with_least_window(wire).await;
             peer.send(data(
                 1,
                 Flags::SYN.with(Flags::FIN),

@@ -93,7 +93,8 @@ async fn once<O: Opener, A: Acceptor>(opener: O, acceptor: A, case: &Case) -> io
 }
 
 async fn run(case: &Case) -> io::Result<f64> {
-    let (opener, acceptor) = mux::start(Setup::new(case.transport, case.streams)).await?;
+    let (opener, acceptor) =
+        mux::start(Setup::new(case.transport, case.streams), mux::Wire::Lite).await?;
     once(opener, acceptor, case).await
 }
 

@@ -20,8 +20,11 @@ fn colour(contender: Contender) -> RGBColor {
     match contender {
         Contender::Raw => RGBColor(90, 90, 90),
         Contender::Mux => RGBColor(214, 39, 40),
+        Contender::MuxYamuxWire => RGBColor(255, 127, 14),
         Contender::Yamux => RGBColor(31, 119, 180),
         Contender::TokioYamux => RGBColor(44, 160, 44),
+        Contender::MuxToYamux => RGBColor(148, 103, 189),
+        Contender::YamuxToMux => RGBColor(140, 86, 75),
     }
 }
 

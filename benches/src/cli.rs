@@ -37,8 +37,11 @@ impl ValueEnum for Contender {
         let help = match self {
             Self::Raw => "no muxer: one transport connection per stream",
             Self::Mux => "mux-yamux-lite, this workspace's muxer",
+            Self::MuxYamuxWire => "mux-yamux-lite on the yamux wire, both sides",
             Self::Yamux => "the yamux crate 0.14",
             Self::TokioYamux => "the tokio-yamux crate 0.3",
+            Self::MuxToYamux => "mux-yamux-lite (yamux wire) client, yamux 0.14 server",
+            Self::YamuxToMux => "yamux 0.14 client, mux-yamux-lite (yamux wire) server",
         };
         Some(PossibleValue::new(self.id()).help(help))
     }

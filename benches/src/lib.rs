@@ -2,13 +2,16 @@
 //!
 //! Every scenario runs, within one process and with the same transport,
 //! chunk size ([`CHUNK`], 64 KiB application writes) and runtime settings,
-//! against four [`Contender`]s:
+//! against these [`Contender`]s:
 //!
 //! - [`contender::raw`]: no muxer; one transport connection per stream (the
 //!   physical limit);
-//! - [`contender::mux`]: this workspace's `mux-yamux-lite`;
+//! - [`contender::mux`]: this workspace's `mux-yamux-lite`, on its own wire
+//!   and on the yamux wire;
 //! - [`contender::yamux`]: the `yamux` crate 0.14 through `tokio_util::compat`;
-//! - [`contender::tokio_yamux`]: `tokio-yamux` 0.3.
+//! - [`contender::tokio_yamux`]: `tokio-yamux` 0.3;
+//! - [`contender::interop`]: `mux-yamux-lite` on the yamux wire against the
+//!   `yamux` crate, each in either role.
 //!
 //! Each contender turns a [`transport::Transport`] (a `tokio::io::duplex`
 //! pipe, TCP on 127.0.0.1, or an HTTP/2 tunnel of `mux-h2`) into an

@@ -1,5 +1,5 @@
 //! The markdown table of the summary: absolute figures per contender, then
-//! mux-yamux-lite's ratio to raw and to yamux.
+//! the [`RATIOS`]: mux-yamux-lite's to raw and to yamux, on either wire.
 
 use std::fmt::Write as _;
 
@@ -27,6 +27,21 @@ pub fn cell_text(cell: &Cell, metric: &Metric) -> String {
     }
 }
 
+/// The ratio columns: heading, numerator, denominator. Each ratio against
+/// yamux that lite mode has, the yamux wire has too, and the last column
+/// divides one mode by the other: the same as dividing their ratios
+/// against yamux, as both share the row's yamux figure.
+pub const RATIOS: [(&str, Contender, Contender); 4] = [
+    ("ours ÷ raw", Contender::Mux, Contender::Raw),
+    ("ours ÷ yamux", Contender::Mux, Contender::Yamux),
+    (
+        "yamux wire ÷ yamux",
+        Contender::MuxYamuxWire,
+        Contender::Yamux,
+    ),
+    ("yamux wire ÷ lite", Contender::MuxYamuxWire, Contender::Mux),
+];
+
 /// `ours ÷ other` as `0.42×`, when both are figures.
 fn ratio(row: &Row, ours: Contender, other: Contender) -> String {
     match (
@@ -45,12 +60,14 @@ pub fn markdown(rows: &[Row]) -> String {
     for contender in Contender::ALL {
         let _ = write!(out, " {} |", contender.name());
     }
-    let _ = writeln!(out, " ours ÷ raw | ours ÷ yamux |");
-    let _ = write!(out, "|---|---|---|---|");
-    for _ in Contender::ALL {
+    for (heading, _, _) in RATIOS {
+        let _ = write!(out, " {heading} |");
+    }
+    let _ = write!(out, "\n|---|---|---|---|");
+    for _ in 0..Contender::ALL.len() + RATIOS.len() {
         let _ = write!(out, "---:|");
     }
-    let _ = writeln!(out, "---:|---:|");
+    let _ = writeln!(out);
     let mut errors = Vec::new();
     for row in rows {
         let better = if row.metric.higher_is_better {
@@ -81,12 +98,10 @@ pub fn markdown(rows: &[Row]) -> String {
                 }
             }
         }
-        let _ = writeln!(
-            out,
-            " {} | {} |",
-            ratio(row, Contender::Mux, Contender::Raw),
-            ratio(row, Contender::Mux, Contender::Yamux),
-        );
+        for (_, ours, other) in RATIOS {
+            let _ = write!(out, " {} |", ratio(row, ours, other));
+        }
+        let _ = writeln!(out);
     }
     if !errors.is_empty() {
         let _ = writeln!(out, "\nErrors:\n");
@@ -95,4 +110,58 @@ pub fn markdown(rows: &[Row]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Work;
+    use crate::Transport;
+
+    /// A bulk row where contender number `i` of [`Contender::ALL`] has the
+    /// figure `i + 1`, except Mux 4 and MuxYamuxWire 3.
+    fn row() -> Row {
+        let cells = Contender::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let value = match c {
+                    Contender::Mux => 4.0,
+                    Contender::MuxYamuxWire => 3.0,
+                    _ => (i + 1) as f64,
+                };
+                (c, Cell::Value(value))
+            })
+            .collect();
+        let work = Work::Transfer {
+            streams: 1,
+            per_stream: 1,
+        };
+        Row {
+            case: "bulk",
+            sizes: work.describe(),
+            transport: Transport::Duplex,
+            metric: work.metrics()[0],
+            cells,
+            chart_streams: None,
+        }
+    }
+
+    #[test]
+    fn every_line_has_a_cell_per_contender_and_ratio_and_the_yamux_wire_has_its_ratios() {
+        let table = markdown(&[row()]);
+        let lines: Vec<&str> = table.lines().collect();
+        let columns = 4 + Contender::ALL.len() + RATIOS.len();
+        for line in &lines {
+            assert_eq!(line.matches('|').count(), columns + 1, "{line}");
+        }
+        assert!(lines[0].ends_with("| yamux wire ÷ yamux | yamux wire ÷ lite |"));
+        // Raw 1, yamux 4 (4th in ALL): ours 4 ÷ 1, 4 ÷ 4; the yamux wire
+        // 3 ÷ 4 and 3 ÷ 4 again against lite.
+        assert!(
+            lines[2].ends_with("| 4.00× | 1.00× | 0.75× | 0.75× |"),
+            "{}",
+            lines[2]
+        );
+    }
 }

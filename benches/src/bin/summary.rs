@@ -37,7 +37,9 @@ use mux_benches::{chart, measure, report};
 static ALLOC: mux_alloc_count::CountingAlloc = mux_alloc_count::CountingAlloc::new();
 
 /// Runs every benchmark scenario against every contender (raw transport,
-/// mux-yamux-lite, yamux 0.14, tokio-yamux 0.3) over its transports, and
+/// mux-yamux-lite on its own wire and on the yamux wire, yamux 0.14,
+/// tokio-yamux 0.3, and mux-yamux-lite against yamux 0.14 in either role)
+/// over its transports, and
 /// prints one markdown table of medians; also writes it to
 /// benches/last-summary.md.
 #[derive(Parser)]
@@ -111,7 +113,8 @@ fn main() {
          trip {} times as many, each that much shorter), the contenders taking turns run by run, {} sizes, {} s bound per run, \
          {cores} cores, runner took {:.0} s. Throughput runs on a 2-worker multi-thread \
          runtime, the round trip on a current-thread one; 64 KiB application writes. \
-         ↑ higher is better, ↓ lower is better; ratios are mux-yamux-lite ÷ the other.\n",
+         ↑ higher is better, ↓ lower is better; in the ratios, ours is mux-yamux-lite on its own \
+         wire (lite), yamux wire is mux-yamux-lite on the yamux wire.\n",
         options.runs,
         mux_benches::scenario::IDLE_RUNS,
         mux_benches::scenario::ROUND_TRIP_SPLIT,

@@ -12,8 +12,10 @@ use std::io;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::transport::{self, Io};
 use crate::Transport;
 
+pub mod interop;
 pub mod mux;
 pub mod raw;
 pub mod tokio_yamux;
@@ -62,6 +64,19 @@ impl Setup {
             max_streams,
         }
     }
+
+    /// Makes one connection of the transport and starts a client side
+    /// (`client`) over one end and a server side (`server`) over the other:
+    /// how every muxer starts, whether both sides are the same
+    /// implementation or not.
+    pub async fn sides<O, A>(
+        &self,
+        client: impl FnOnce(Io) -> O,
+        server: impl FnOnce(Io) -> A,
+    ) -> io::Result<(O, A)> {
+        let (a, b) = transport::pair(self.transport).await?;
+        Ok((client(a), server(b)))
+    }
 }
 
 /// The implementations compared.
@@ -69,25 +84,44 @@ impl Setup {
 pub enum Contender {
     /// No muxer: one transport connection per stream.
     Raw,
-    /// mux-yamux-lite, this workspace's muxer.
+    /// mux-yamux-lite, this workspace's muxer, on its own wire.
     Mux,
+    /// mux-yamux-lite on the yamux 1.0 wire, on both sides.
+    MuxYamuxWire,
     /// The `yamux` crate 0.14, through `tokio_util::compat`.
     Yamux,
     /// The `tokio-yamux` crate 0.3.
     TokioYamux,
+    /// mux-yamux-lite on the yamux wire opening streams to a server of the
+    /// `yamux` crate 0.14.
+    MuxToYamux,
+    /// A client of the `yamux` crate 0.14 opening streams to mux-yamux-lite
+    /// on the yamux wire.
+    YamuxToMux,
 }
 
 impl Contender {
     /// Every contender, in table order.
-    pub const ALL: [Self; 4] = [Self::Raw, Self::Mux, Self::Yamux, Self::TokioYamux];
+    pub const ALL: [Self; 7] = [
+        Self::Raw,
+        Self::Mux,
+        Self::MuxYamuxWire,
+        Self::Yamux,
+        Self::TokioYamux,
+        Self::MuxToYamux,
+        Self::YamuxToMux,
+    ];
 
     /// The name used in tables, filters and bench ids.
     pub fn name(self) -> &'static str {
         match self {
             Self::Raw => "raw",
             Self::Mux => "mux-yamux-lite",
+            Self::MuxYamuxWire => "mux (yamux wire)",
             Self::Yamux => "yamux 0.14",
             Self::TokioYamux => "tokio-yamux 0.3",
+            Self::MuxToYamux => "mux client → yamux server",
+            Self::YamuxToMux => "yamux client → mux server",
         }
     }
 
@@ -96,15 +130,25 @@ impl Contender {
         match self {
             Self::Raw => "raw",
             Self::Mux => "mux",
+            Self::MuxYamuxWire => "mux-yamux-wire",
             Self::Yamux => "yamux",
             Self::TokioYamux => "tokio-yamux",
+            Self::MuxToYamux => "mux-to-yamux",
+            Self::YamuxToMux => "yamux-to-mux",
         }
     }
 
     /// Why this contender cannot run `setup`, if it cannot.
     pub fn unsupported(self, setup: &Setup) -> Option<&'static str> {
         match self {
-            Self::Yamux if setup.max_streams > self::yamux::MAX_STREAMS => {
+            // Opens past the limit wait for a stream to end, so the
+            // scenario would measure a queue rather than the muxer.
+            Self::MuxYamuxWire | Self::MuxToYamux
+                if setup.max_streams > self::mux::YAMUX_WIRE_MAX_STREAMS =>
+            {
+                Some("n/a (256 streams on the yamux wire)")
+            }
+            Self::Yamux | Self::YamuxToMux if setup.max_streams > self::yamux::MAX_STREAMS => {
                 Some("n/a (max 512 streams)")
             }
             // Two descriptors per stream against a 20,000 open-file limit.
@@ -129,7 +173,15 @@ macro_rules! with_contender {
                 $body
             }
             $crate::Contender::Mux => {
-                let ($opener, $acceptor) = $crate::contender::mux::start($setup).await?;
+                let ($opener, $acceptor) =
+                    $crate::contender::mux::start($setup, $crate::contender::mux::Wire::Lite)
+                        .await?;
+                $body
+            }
+            $crate::Contender::MuxYamuxWire => {
+                let ($opener, $acceptor) =
+                    $crate::contender::mux::start($setup, $crate::contender::mux::Wire::Yamux)
+                        .await?;
                 $body
             }
             $crate::Contender::Yamux => {
@@ -138,6 +190,14 @@ macro_rules! with_contender {
             }
             $crate::Contender::TokioYamux => {
                 let ($opener, $acceptor) = $crate::contender::tokio_yamux::start($setup).await?;
+                $body
+            }
+            $crate::Contender::MuxToYamux => {
+                let ($opener, $acceptor) = $crate::contender::interop::mux_to_yamux($setup).await?;
+                $body
+            }
+            $crate::Contender::YamuxToMux => {
+                let ($opener, $acceptor) = $crate::contender::interop::yamux_to_mux($setup).await?;
                 $body
             }
         }

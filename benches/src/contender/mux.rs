@@ -1,18 +1,28 @@
 //! mux-yamux-lite, this workspace's muxer: a cloneable `Connection` opens
-//! and accepts; its `Stream` is tokio I/O already.
+//! and accepts; its `Stream` is tokio I/O already. It runs on either wire
+//! ([`Wire::Lite`], its own, or [`Wire::Yamux`]), and each side can be
+//! started alone, facing a peer of another implementation
+//! ([`super::interop`]).
 
 use std::io;
 
-use mux_yamux_lite::{Config, Connection, Role, Stream};
+pub use mux_yamux_lite::Wire;
+use mux_yamux_lite::{session::YAMUX_PEER, Config, Connection, Role, Stream};
 
 use super::{Acceptor, Opener, Setup};
-use crate::transport;
+use crate::transport::Io;
 
-/// The configuration used: the default, with `max_inbound_streams` and
-/// `accept_backlog` raised when the scenario keeps more streams open than
-/// the defaults (1000 and 256) allow.
-pub fn config(setup: &Setup) -> Config {
+/// Streams this side keeps open at once on the yamux wire: the limit it
+/// assumes of a yamux peer, as there is no HELLO to announce a higher one.
+/// Opens beyond it wait.
+pub const YAMUX_WIRE_MAX_STREAMS: usize = YAMUX_PEER.max_inbound_streams as usize;
+
+/// The configuration used: the default on `wire`, with
+/// `max_inbound_streams` and `accept_backlog` raised when the scenario
+/// keeps more streams open than the defaults (1000 and 256) allow.
+pub fn config(setup: &Setup, wire: Wire) -> Config {
     let mut config = Config::default();
+    config.wire = wire;
     if setup.max_streams > config.max_inbound_streams {
         config.max_inbound_streams = setup.max_streams;
     }
@@ -30,15 +40,22 @@ pub struct MuxOpener(pub Connection);
 #[derive(Debug)]
 pub struct MuxAcceptor(pub Connection);
 
-/// Starts a client and a server connection over one connection of
-/// `setup.transport`.
-pub async fn start(setup: Setup) -> io::Result<(MuxOpener, MuxAcceptor)> {
-    let config = config(&setup);
-    let (a, b) = transport::pair(setup.transport).await?;
-    Ok((
-        MuxOpener(Connection::new(a, Role::Client, config.clone())),
-        MuxAcceptor(Connection::new(b, Role::Server, config)),
-    ))
+/// Starts a client connection on `wire` over `io`.
+pub fn client(io: Io, setup: &Setup, wire: Wire) -> MuxOpener {
+    MuxOpener(Connection::new(io, Role::Client, config(setup, wire)))
+}
+
+/// Starts a server connection on `wire` over `io`.
+pub fn server(io: Io, setup: &Setup, wire: Wire) -> MuxAcceptor {
+    MuxAcceptor(Connection::new(io, Role::Server, config(setup, wire)))
+}
+
+/// Starts a client and a server connection on `wire` over one connection
+/// of `setup.transport`.
+pub async fn start(setup: Setup, wire: Wire) -> io::Result<(MuxOpener, MuxAcceptor)> {
+    setup
+        .sides(|a| client(a, &setup, wire), |b| server(b, &setup, wire))
+        .await
 }
 
 impl Opener for MuxOpener {

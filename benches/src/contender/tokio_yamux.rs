@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_yamux::{Config, Control, Session, StreamHandle};
 
 use super::{Acceptor, Opener, Setup};
-use crate::transport::{self, Io};
+use crate::transport::Io;
 
 /// The client side: the session's `Control`.
 #[derive(Clone)]
@@ -31,14 +31,23 @@ pub struct TokioYamuxAcceptor(mpsc::UnboundedReceiver<StreamHandle>);
 /// Starts a client and a server session, each polled by its own task, over
 /// one connection of `setup.transport`.
 pub async fn start(setup: Setup) -> io::Result<(TokioYamuxOpener, TokioYamuxAcceptor)> {
-    let (a, b) = transport::pair(setup.transport).await?;
-    let client = Session::new_client(a, Config::default());
-    let control = client.control();
-    let (client_tx, _) = mpsc::unbounded_channel();
-    tokio::spawn(drive(client, client_tx));
-    let (server_tx, server_rx) = mpsc::unbounded_channel();
-    tokio::spawn(drive(Session::new_server(b, Config::default()), server_tx));
-    Ok((TokioYamuxOpener(control), TokioYamuxAcceptor(server_rx)))
+    setup
+        .sides(
+            |a| {
+                let client = Session::new_client(a, Config::default());
+                let control = client.control();
+                // Nobody accepts on the client side: its inbound streams are dropped.
+                let (client_tx, _) = mpsc::unbounded_channel();
+                tokio::spawn(drive(client, client_tx));
+                TokioYamuxOpener(control)
+            },
+            |b| {
+                let (server_tx, server_rx) = mpsc::unbounded_channel();
+                tokio::spawn(drive(Session::new_server(b, Config::default()), server_tx));
+                TokioYamuxAcceptor(server_rx)
+            },
+        )
+        .await
 }
 
 /// Polls `session` until it ends, sending inbound streams to `inbound`.

@@ -6,7 +6,8 @@
 //! task per side owns it: it polls for inbound streams all the time (handing
 //! them to the [`YamuxAcceptor`]) and serves open requests that
 //! [`YamuxOpener`]s send over a channel. Its streams are futures I/O, made
-//! tokio I/O by `.compat()`.
+//! tokio I/O by `.compat()`. Each side can be started alone, facing a
+//! peer of another implementation ([`super::interop`]).
 
 use std::future::poll_fn;
 use std::io;
@@ -17,7 +18,7 @@ use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt, TokioAsyncReadCompat
 use yamux::{Config, Connection, ConnectionError, Mode};
 
 use super::{Acceptor, Opener, Setup};
-use crate::transport::{self, Io};
+use crate::transport::Io;
 
 /// yamux 0.14's default limit of streams per connection; one more kills the
 /// connection.
@@ -36,16 +37,26 @@ pub struct YamuxOpener(mpsc::Sender<OpenReply>);
 #[derive(Debug)]
 pub struct YamuxAcceptor(mpsc::UnboundedReceiver<yamux::Stream>);
 
+/// Starts a client connection over `io`, with its driver task.
+pub fn client(io: Io) -> YamuxOpener {
+    let (open_tx, open_rx) = mpsc::channel(64);
+    // Nobody accepts on the client side: its inbound streams are dropped.
+    let (inbound, _) = mpsc::unbounded_channel();
+    tokio::spawn(drive(Mode::Client, io, Some(open_rx), inbound));
+    YamuxOpener(open_tx)
+}
+
+/// Starts a server connection over `io`, with its driver task.
+pub fn server(io: Io) -> YamuxAcceptor {
+    let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
+    tokio::spawn(drive(Mode::Server, io, None, inbound_tx));
+    YamuxAcceptor(inbound_rx)
+}
+
 /// Starts a client and a server connection, each with its driver task,
 /// over one connection of `setup.transport`.
 pub async fn start(setup: Setup) -> io::Result<(YamuxOpener, YamuxAcceptor)> {
-    let (a, b) = transport::pair(setup.transport).await?;
-    let (open_tx, open_rx) = mpsc::channel(64);
-    let (client_inbound, _) = mpsc::unbounded_channel();
-    tokio::spawn(drive(Mode::Client, a, Some(open_rx), client_inbound));
-    let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
-    tokio::spawn(drive(Mode::Server, b, None, inbound_tx));
-    Ok((YamuxOpener(open_tx), YamuxAcceptor(inbound_rx)))
+    setup.sides(client, server).await
 }
 
 /// Drives one side until the connection ends: inbound streams go to

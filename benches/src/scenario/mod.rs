@@ -309,7 +309,14 @@ pub fn cases(quick: bool) -> Vec<Case> {
     let pick = |full: usize, small: usize| if quick { small } else { full };
     let both = vec![Transport::Duplex, Transport::Tcp];
     let all = Contender::ALL.to_vec();
-    let muxers = vec![Contender::Mux, Contender::Yamux, Contender::TokioYamux];
+    // The heap count covers both sides, so a pair of two implementations
+    // would give a figure of neither: idle memory leaves them out.
+    let muxers = vec![
+        Contender::Mux,
+        Contender::MuxYamuxWire,
+        Contender::Yamux,
+        Contender::TokioYamux,
+    ];
     let transfer = |name, streams, per_stream: usize| Case {
         name,
         work: Work::Transfer {

@@ -18,8 +18,10 @@ use crate::transport::Io;
 pub const YAMUX_WIRE_MAX_STREAMS: usize = YAMUX_PEER.max_inbound_streams as usize;
 
 /// The configuration used: the default on `wire`, with
-/// `max_inbound_streams` and `accept_backlog` raised when the scenario
-/// keeps more streams open than the defaults (1000 and 256) allow.
+/// `max_inbound_streams`, `accept_backlog` and `connection_receive_budget`
+/// raised when the scenario keeps more streams open than the defaults
+/// allow (1000 streams, 256 waiting, and 256 MiB of windows: 1024 streams
+/// of 256 KiB).
 pub fn config(setup: &Setup, wire: Wire) -> Config {
     let mut config = Config::default();
     config.wire = wire;
@@ -29,6 +31,10 @@ pub fn config(setup: &Setup, wire: Wire) -> Config {
     if setup.max_streams > config.accept_backlog {
         config.accept_backlog = setup.max_streams;
     }
+    let windows = u64::try_from(setup.max_streams)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(u64::from(config.initial_window));
+    config.connection_receive_budget = config.connection_receive_budget.max(windows);
     config
 }
 

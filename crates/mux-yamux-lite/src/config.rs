@@ -50,7 +50,10 @@ pub struct Config {
     /// application would accept the stream, and windows grow only within
     /// it. Streams this side opens get `initial_window` regardless (the
     /// application decides how many it opens); they count against it, so
-    /// the peer's streams and window growth then get less. Default 256 MiB.
+    /// the peer's streams and window growth then get less. Default 256 MiB:
+    /// 1024 streams of the default window. Raising `max_inbound_streams`
+    /// beyond that admits more streams only if this is raised too (to
+    /// `max_inbound_streams × initial_window` to admit them all).
     pub connection_receive_budget: u64,
     /// Concurrent streams the peer may open; an excess SYN is refused with a
     /// RESET of that stream only. Default 1000.

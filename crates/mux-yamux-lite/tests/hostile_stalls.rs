@@ -17,10 +17,10 @@ use faulty_io::{Fault, FaultyIo};
 use mux_core::{ConnError, MuxedStream, ShutdownOutcome, StreamError};
 use mux_yamux_lite::config::MAX_WINDOW;
 use mux_yamux_lite::frame::{go_away, reset_code, Flags, Frame};
-use mux_yamux_lite::{Config, Connection, Role, Stream};
+use mux_yamux_lite::{Config, Connection, Role, Stream, Wire};
 use support::{
-    bounded, connect, connect_with_capacity, data, handshake_with_window, on_each_wire,
-    quiet_config, quiet_on, syn, RawPeer,
+    bounded, connect, connect_with_capacity, data, handshake_with_window, on_each_wire, quiet_on,
+    syn, RawPeer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
@@ -143,56 +143,63 @@ async fn application_that_never_accepts_gets_excess_syns_refused_at_the_backlog(
 
 #[tokio::test(start_paused = true)]
 async fn stream_whose_reader_never_reads_blocks_only_its_writer_with_bounded_buffers() {
-    const WINDOW: usize = 64 * 1024;
-    bounded(async {
-        let config = quiet_config();
-        let send_buffer = config.send_buffer;
-        let (conn, mut peer) = connect(Role::Client, config);
-        handshake_with_window(&mut peer, WINDOW as u32).await;
-        let stalled = conn.open_stream().await.unwrap();
-        let mut busy = conn.open_stream().await.unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let mut writer = spawn_writer(stalled, 4 << 20, accepted.clone());
-        // The peer reads the transport but never grants stream 1 more credit.
-        let mut stalled_bytes = 0usize;
-        while stalled_bytes < WINDOW {
-            match peer.recv().await {
-                Some(Frame::Data { id: 1, payload, .. }) => stalled_bytes += payload.len(),
-                Some(_) => {}
-                None => panic!("EOF"),
+    on_each_wire(|wire| {
+        bounded(async move {
+            // The window the peer grants: 64 KiB on lite, the 256 KiB every
+            // yamux peer starts with on yamux.
+            let window: usize = match wire {
+                Wire::Yamux => 256 * 1024,
+                _ => 64 * 1024,
+            };
+            let config = quiet_on(wire);
+            let send_buffer = config.send_buffer;
+            let (conn, mut peer) = connect(Role::Client, config);
+            handshake_with_window(&mut peer, window as u32).await;
+            let stalled = conn.open_stream().await.unwrap();
+            let mut busy = conn.open_stream().await.unwrap();
+            let accepted = Arc::new(AtomicUsize::new(0));
+            let mut writer = spawn_writer(stalled, 4 << 20, accepted.clone());
+            // The peer reads the transport but never grants stream 1 more credit.
+            let mut stalled_bytes = 0usize;
+            while stalled_bytes < window {
+                match peer.recv().await {
+                    Some(Frame::Data { id: 1, payload, .. }) => stalled_bytes += payload.len(),
+                    Some(_) => {}
+                    None => panic!("EOF"),
+                }
             }
-        }
-        assert_stays_blocked(&mut writer, 5).await;
-        assert_eq!(stalled_bytes, WINDOW, "no byte beyond the window");
-        let held = accepted.load(Ordering::SeqCst);
-        assert!(
-            (WINDOW..=WINDOW + send_buffer).contains(&held),
-            "{held} bytes accepted: at most the send buffer beyond the window"
-        );
-        // Stream 3 moves 48 KiB meanwhile, then FIN.
-        let payload = vec![0x33u8; 48 * 1024];
-        busy.write_all(&payload).await.unwrap();
-        busy.shutdown().await.unwrap();
-        assert_eq!(peer.read_until_fin(3).await, payload);
-        assert!(!writer.is_finished());
-        assert_eq!(accepted.load(Ordering::SeqCst), held);
-        // Granting credit releases stream 1 again.
-        peer.send(Frame::Window {
-            id: 1,
-            flags: Flags::ACK,
-            delta: 1000,
+            assert_stays_blocked(&mut writer, 5).await;
+            assert_eq!(stalled_bytes, window, "no byte beyond the window");
+            let held = accepted.load(Ordering::SeqCst);
+            assert!(
+                (window..=window + send_buffer).contains(&held),
+                "{held} bytes accepted: at most the send buffer beyond the window"
+            );
+            // Stream 3 moves 48 KiB meanwhile, then FIN.
+            let payload = vec![0x33u8; 48 * 1024];
+            busy.write_all(&payload).await.unwrap();
+            busy.shutdown().await.unwrap();
+            assert_eq!(peer.read_until_fin(3).await, payload);
+            assert!(!writer.is_finished());
+            assert_eq!(accepted.load(Ordering::SeqCst), held);
+            // Granting credit releases stream 1 again.
+            peer.send(Frame::Window {
+                id: 1,
+                flags: Flags::ACK,
+                delta: 1000,
+            })
+            .await;
+            let mut more = 0usize;
+            while more < 1000 {
+                match peer.recv().await {
+                    Some(Frame::Data { id: 1, payload, .. }) => more += payload.len(),
+                    Some(_) => {}
+                    None => panic!("EOF"),
+                }
+            }
+            assert_eq!(more, 1000);
+            writer.abort();
         })
-        .await;
-        let mut more = 0usize;
-        while more < 1000 {
-            match peer.recv().await {
-                Some(Frame::Data { id: 1, payload, .. }) => more += payload.len(),
-                Some(_) => {}
-                None => panic!("EOF"),
-            }
-        }
-        assert_eq!(more, 1000);
-        writer.abort();
     })
     .await;
 }
@@ -416,16 +423,23 @@ async fn close_against_a_peer_that_never_reads_returns_within_the_flush_bound() 
 
 /// Runs a connection over a transport that fails after `budget` bytes and
 /// checks how every pending operation ends.
-async fn write_fault_fails_everything(fault: Fault, want: std::io::ErrorKind) {
+async fn write_fault_fails_everything(wire: Wire, fault: Fault, want: std::io::ErrorKind) {
     let (a, b) = tokio::io::duplex(1 << 20);
-    // HELLO (18) + RTT ping (10) + 5 bytes into the next frame.
+    // HELLO (18) and the RTT ping (10) on lite, the ping (12) alone on
+    // yamux, then 5 bytes into the next frame.
+    let before_cut = match wire {
+        Wire::Yamux => 12,
+        _ => 18 + 10,
+    };
     let conn = Connection::new(
-        FaultyIo::new(a, 18 + 10 + 5, fault),
+        FaultyIo::new(a, before_cut + 5, fault),
         Role::Client,
-        quiet_config(),
+        quiet_on(wire),
     );
-    let mut peer = RawPeer::new(b);
-    peer.send(support::hello()).await;
+    let mut peer = RawPeer::on_wire(b, wire);
+    if wire == Wire::Lite {
+        peer.send(support::hello()).await;
+    }
     let mut s = match conn.open_stream().await {
         Ok(s) => s,
         Err(e) => panic!("open: {e:?}"),
@@ -453,26 +467,34 @@ async fn write_fault_fails_everything(fault: Fault, want: std::io::ErrorKind) {
         other => panic!("close: {other:?}"),
     }
     assert!(conn.is_closed());
-    // The peer saw HELLO, the ping, then a cut frame and EOF.
-    assert!(matches!(peer.recv().await, Some(Frame::Hello(_))));
+    // The peer saw HELLO (on lite), the ping, then a cut frame and EOF.
+    if wire == Wire::Lite {
+        assert!(matches!(peer.recv().await, Some(Frame::Hello(_))));
+    }
     assert!(matches!(peer.recv().await, Some(Frame::Ping { .. })));
     assert_eq!(peer.recv().await, None);
 }
 
 #[tokio::test]
 async fn transport_write_returning_zero_mid_frame_fails_the_connection_with_write_zero() {
-    bounded(write_fault_fails_everything(
-        Fault::WriteZero,
-        std::io::ErrorKind::WriteZero,
-    ))
+    on_each_wire(|wire| {
+        bounded(write_fault_fails_everything(
+            wire,
+            Fault::WriteZero,
+            std::io::ErrorKind::WriteZero,
+        ))
+    })
     .await;
 }
 
 #[tokio::test]
 async fn transport_write_error_mid_frame_fails_the_connection_with_that_error() {
-    bounded(write_fault_fails_everything(
-        Fault::Error(std::io::ErrorKind::ConnectionReset),
-        std::io::ErrorKind::ConnectionReset,
-    ))
+    on_each_wire(|wire| {
+        bounded(write_fault_fails_everything(
+            wire,
+            Fault::Error(std::io::ErrorKind::ConnectionReset),
+            std::io::ErrorKind::ConnectionReset,
+        ))
+    })
     .await;
 }

@@ -46,7 +46,7 @@ use bytes::{Buf, BytesMut};
 use mux_core::MuxedStream;
 use mux_yamux_lite::frame::{Flags, Frame, Hello};
 use mux_yamux_lite::session::YAMUX_PEER;
-use mux_yamux_lite::wire::{self, lite::Lite, yamux::Yamux, Layout};
+use mux_yamux_lite::wire::{self, Layout};
 use mux_yamux_lite::Wire as WireMode;
 use mux_yamux_lite::{Config, Connection, Role, Stream};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -388,19 +388,13 @@ struct Outbound {
 
 impl Outbound {
     fn new(role: Role, config: &Config) -> Self {
-        let yamux = config.wire == WireMode::Yamux;
-        let layout: Box<dyn Layout> = if yamux {
-            Box::new(Yamux::new(u32::MAX))
-        } else {
-            Box::new(Lite::new(u32::MAX))
-        };
         Self {
-            layout,
+            layout: wire::unlimited(config.wire),
             buf: BytesMut::new(),
             role,
             max_frame_payload: config.max_frame_payload,
             // The yamux wire has no HELLO.
-            hello: yamux,
+            hello: config.wire == WireMode::Yamux,
             final_go_away: None,
             last_syn: None,
             syn_ids: HashSet::new(),

@@ -24,7 +24,7 @@ use bytes::{Bytes, BytesMut};
 use mux_core::StreamId;
 use mux_yamux_lite::frame::{Flags, Frame, Hello};
 use mux_yamux_lite::session::{Role, Session};
-use mux_yamux_lite::wire::{self, lite::Lite, yamux::Yamux, Layout};
+use mux_yamux_lite::wire::{self, Layout};
 use mux_yamux_lite::{Config, Wire};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -122,11 +122,7 @@ impl Harness {
         let session = Session::new(role, c, base);
         let layout = wire::layout(session.config());
         let yamux = session.config().wire == Wire::Yamux;
-        let own: Box<dyn Layout> = if yamux {
-            Box::new(Yamux::new(u32::MAX))
-        } else {
-            Box::new(Lite::new(u32::MAX))
-        };
+        let own = wire::unlimited(session.config().wire);
         Self {
             session,
             base,

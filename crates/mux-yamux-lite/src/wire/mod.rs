@@ -94,6 +94,15 @@ pub fn layout(config: &crate::config::Config) -> Box<dyn Layout> {
     }
 }
 
+/// A layout for `wire` with no size limit of its own: for checking what a
+/// connection writes (tests, fuzzers), whatever the sizes it may send.
+pub fn unlimited(wire: Wire) -> Box<dyn Layout> {
+    match wire {
+        Wire::Lite => Box::new(lite::Lite::new(u32::MAX)),
+        Wire::Yamux => Box::new(yamux::Yamux::new(u32::MAX)),
+    }
+}
+
 /// Reads a big-endian `u32` at `at`, or `None` past the end.
 fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
     let end = at.checked_add(4)?;

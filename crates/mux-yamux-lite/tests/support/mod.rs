@@ -11,24 +11,14 @@
 )]
 
 use bytes::BytesMut;
-use mux_yamux_lite::config::MAX_WINDOW;
 use mux_yamux_lite::frame::{Flags, Frame, Hello};
 use mux_yamux_lite::session::{Session, YAMUX_PEER};
-use mux_yamux_lite::wire::{lite::Lite, yamux::Yamux, Layout};
+use mux_yamux_lite::wire::{self, Layout};
 use mux_yamux_lite::{Config, Connection, Role, Wire};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
 
 /// Both wires, for tests that run on each.
 pub const WIRES: [Wire; 2] = [Wire::Lite, Wire::Yamux];
-
-/// A layout for `wire` that takes any frame the connection under test may
-/// send (and lets the peer send anything).
-fn peer_layout(wire: Wire) -> Box<dyn Layout> {
-    match wire {
-        Wire::Yamux => Box::new(Yamux::new(MAX_WINDOW)),
-        _ => Box::new(Lite::new(16 << 20)),
-    }
-}
 
 /// Frames read off the connection under test.
 struct FrameReader {
@@ -73,7 +63,7 @@ pub fn handshake_frames(wire: Wire) -> u64 {
 
 /// The encoding of every frame of `frames` on `wire`, back to back.
 pub fn encode_on(wire: Wire, frames: impl IntoIterator<Item = Frame>) -> BytesMut {
-    let layout = peer_layout(wire);
+    let layout = wire::unlimited(wire);
     let mut buf = BytesMut::new();
     for f in frames {
         layout.encode(&f, &mut buf);
@@ -109,7 +99,7 @@ impl RawPeer {
         Self {
             reader: FrameReader {
                 io: r,
-                layout: peer_layout(wire),
+                layout: wire::unlimited(wire),
                 buf: BytesMut::new(),
             },
             writer: w,

@@ -190,6 +190,21 @@ impl Connection {
         .await
     }
 
+    /// Waits until the connection has ended (the driver task is gone) and
+    /// returns why: [`ConnError::Closed`] after this side's `close` or
+    /// `shutdown`, the peer's [`ConnError::GoAway`], or the transport's
+    /// failure. Starts nothing itself, so a task may hold it for the
+    /// connection's whole life.
+    pub async fn closed(&self) -> ConnError {
+        self.driver_done().await;
+        let guard = self.link.lock();
+        guard
+            .session
+            .closed_reason()
+            .cloned()
+            .unwrap_or(ConnError::Closed)
+    }
+
     /// Whether the connection is closed or shutting down: it has ended, or
     /// either side sent GO_AWAY, so no new stream can open on it (streams
     /// already open may still be running).

@@ -245,7 +245,7 @@ async fn rapid_reset_is_stopped_at_max_reset_before_accept_with_reset_streams_fr
 
 #[tokio::test]
 async fn stream_fault_reset_flood_is_stopped_at_max_peer_error_resets() {
-    // RUSTSEC-2024-0003: make us reset streams (second FIN) without end.
+    // RUSTSEC-2024-0003: make us reset streams (DATA after FIN) without end.
     const STREAMS: u32 = 5_000;
     on_each_wire(|wire| {
         bounded(async move {
@@ -265,11 +265,7 @@ async fn stream_fault_reset_flood_is_stopped_at_max_peer_error_resets() {
                 client_ids(STREAMS).flat_map(|id| {
                     [
                         data(id, Flags::SYN.with(Flags::FIN), b""),
-                        Frame::Window {
-                            id,
-                            flags: Flags::FIN,
-                            delta: 0,
-                        },
+                        data(id, Flags::NONE, b"x"),
                     ]
                 }),
             );

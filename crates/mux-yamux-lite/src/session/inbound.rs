@@ -347,7 +347,8 @@ impl Session {
     }
 
     /// What a peer's breach of a stream rule costs: the connection, or
-    /// (for DATA or FIN after its FIN) the stream alone.
+    /// (for DATA or FIN after its FIN) the stream alone; a repeated FIN on
+    /// the yamux wire costs nothing but a place in the empty-frame budget.
     fn on_peer_fault(&mut self, id: u32, fault: PeerFault) -> Result<(), ProtocolError> {
         match fault {
             PeerFault::UnexpectedAck => Err(ProtocolError::UnexpectedAck(id)),
@@ -356,6 +357,11 @@ impl Session {
             }
             PeerFault::WindowOverflow => Err(ProtocolError::WindowOverflow(id)),
             PeerFault::DataAfterFin => self.peer_stream_fault(id, "DATA after FIN"),
+            // rust-yamux sends FIN again each time its stream is closed
+            // again (libp2p's request-response closes twice), so on the
+            // yamux wire a repeated FIN means nothing; it still counts as a
+            // frame that carries nothing, so a flood of them ends.
+            PeerFault::SecondFin if self.config.wire == Wire::Yamux => self.count_empty(),
             PeerFault::SecondFin => self.peer_stream_fault(id, "second FIN"),
         }
     }

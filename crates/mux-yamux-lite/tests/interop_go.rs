@@ -20,8 +20,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use interop::{echo, pattern, round_trip, yamux_config};
-use mux_core::ShutdownOutcome;
-use mux_yamux_lite::{Connection, Role};
+use mux_core::{MuxedStream, ShutdownOutcome, StreamError};
+use mux_yamux_lite::{Config, Connection, Role};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -98,9 +98,21 @@ impl Drop for GoPeer {
 
 /// Our connection and a Go peer; ours is the client when `ours_dials`.
 async fn connect(bin: &PathBuf, ours_dials: bool) -> (Connection, GoPeer) {
+    connect_with(bin, ours_dials, &[], yamux_config()).await
+}
+
+/// [`connect`] with our `config` and the peer's environment `env` (the
+/// settings its header comment lists).
+async fn connect_with(
+    bin: &PathBuf,
+    ours_dials: bool,
+    env: &[(&str, &str)],
+    config: Config,
+) -> (Connection, GoPeer) {
     let spawn = |role: &str, addr: &str| {
         Command::new(bin)
             .args([role, addr])
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -116,7 +128,7 @@ async fn connect(bin: &PathBuf, ours_dials: bool) -> (Connection, GoPeer) {
         let tcp = TcpStream::connect(addr).await.unwrap();
         tcp.set_nodelay(true).unwrap();
         let stdin = child.stdin.take().unwrap();
-        let conn = Connection::new(tcp, Role::Client, yamux_config());
+        let conn = Connection::new(tcp, Role::Client, config);
         (
             conn,
             GoPeer {
@@ -133,7 +145,7 @@ async fn connect(bin: &PathBuf, ours_dials: bool) -> (Connection, GoPeer) {
         tcp.set_nodelay(true).unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        let conn = Connection::new(tcp, Role::Server, yamux_config());
+        let conn = Connection::new(tcp, Role::Server, config);
         (
             conn,
             GoPeer {
@@ -257,6 +269,170 @@ async fn three_hundred_opens_from_go_before_any_accept_all_complete() {
         assert_eq!(ours.stats().streams_refused, 0);
         assert!(!ours.is_closed());
         acceptor.abort();
+    })
+    .await;
+}
+
+/// Echoes every stream Go opens from now on, until aborted.
+fn echo_all(ours: &Connection) -> tokio::task::JoinHandle<()> {
+    let server = ours.clone();
+    tokio::spawn(async move {
+        while let Ok(s) = server.accept_stream().await {
+            tokio::spawn(echo(s));
+        }
+    })
+}
+
+/// Whether `e` is a reset of the stream by the peer (not the connection
+/// ending, which has the same `io::ErrorKind`).
+fn is_remote_reset(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::ConnectionReset
+        && matches!(
+            StreamError::from_io(e),
+            Some(StreamError::Reset { remote: true, .. })
+        )
+}
+
+#[tokio::test]
+async fn our_reset_fails_go_s_read_and_write() {
+    both_roles(|bin, ours_dials| async move {
+        let (ours, mut go) = connect(&bin, ours_dials).await;
+        // A stream Go opened: its pending read and its next write fail
+        // with ErrConnectionReset.
+        let (answer, ()) = tokio::join!(go.command("awaitreset"), async {
+            let mut s = ours.accept_stream().await.unwrap();
+            let mut byte = [0u8; 1];
+            s.read_exact(&mut byte).await.unwrap();
+            assert_eq!(&byte, b"r");
+            s.reset_with(7);
+        });
+        assert_eq!(answer, "reset");
+
+        // A stream we opened, which Go's echo is reading: its echo ends
+        // with the reset.
+        let mut s = ours.open_stream().await.unwrap();
+        s.write_all(b"x").await.unwrap();
+        let mut byte = [0u8; 1];
+        s.read_exact(&mut byte).await.unwrap();
+        s.reset_with(7);
+        assert_eq!(go.command("echoerr").await, "echoerr connection reset");
+
+        // Only those streams ended.
+        assert!(!ours.is_closed());
+        let acceptor = echo_all(&ours);
+        assert_eq!(go.command("open 1 16").await, "ok 1");
+        acceptor.abort();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stream_go_refuses_reads_as_a_remote_reset() {
+    both_roles(|bin, ours_dials| async move {
+        // This hashicorp snapshot has no Stream.Reset: the one RST it
+        // sends is its refusal of a stream past its accept backlog. With
+        // a backlog of 1 and nothing accepted, our second stream is it.
+        let env = [("GO_PEER_BACKLOG", "1")];
+        let (ours, _go) = connect_with(&bin, ours_dials, &env, yamux_config()).await;
+        let mut waiting = ours.open_stream().await.unwrap();
+        waiting.write_all(b"a").await.unwrap();
+        let mut refused = ours.open_stream().await.unwrap();
+        // The RST may already be in when we write.
+        if let Err(e) = refused.write_all(b"b").await {
+            assert!(is_remote_reset(&e), "write: {e:?}");
+        }
+        let e = refused.read(&mut [0u8; 8]).await.unwrap_err();
+        assert!(is_remote_reset(&e), "read: {e:?}");
+        assert!(!ours.is_closed());
+        assert_eq!(ours.stats().peer_error_resets, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_idle_connection_survives_keepalive_pings_both_ways() {
+    both_roles(|bin, ours_dials| async move {
+        // Real time, unlike interop_rust's paused-clock keepalive test: the
+        // peer is another process, which a paused clock cannot drive. So
+        // the intervals are short and the idling lasts 2 s per role. Go
+        // pings every 100 ms and ends its session if a pong takes 1 s;
+        // ours pings after 40 ms without traffic and gives up after 1 s.
+        let mut config = yamux_config();
+        config.keepalive_interval = Some(Duration::from_millis(40));
+        config.keepalive_timeout = Duration::from_secs(1);
+        let env = [("GO_PEER_KEEPALIVE", "100ms")];
+        let (ours, mut go) = connect_with(&bin, ours_dials, &env, config).await;
+        let counts = |answer: String| -> (u64, u64) {
+            let mut n = answer
+                .strip_prefix("pings ")
+                .unwrap_or_else(|| panic!("{answer}"))
+                .split(' ')
+                .map(|n| n.parse::<u64>().unwrap());
+            (n.next().unwrap(), n.next().unwrap())
+        };
+        let (sent0, answered0) = counts(go.command("pings").await);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (sent1, answered1) = counts(go.command("pings").await);
+        assert!(!ours.is_closed(), "keepalive ended our connection");
+        assert!(ours.rtt().is_some(), "no ping of ours was answered");
+        // Go went on pinging (so each of its pings had our pong within
+        // 1 s), and answered ours.
+        assert!(sent1 - sent0 >= 10, "Go sent {} pings", sent1 - sent0);
+        assert!(
+            answered1 - answered0 >= 10,
+            "Go answered {} pings of ours",
+            answered1 - answered0
+        );
+        // Both sides still carry streams.
+        assert_eq!(go.command("ping").await, "pong");
+        let s = ours.open_stream().await.unwrap();
+        assert_eq!(round_trip(s, b"still here").await.unwrap(), b"still here");
+        let acceptor = echo_all(&ours);
+        assert_eq!(go.command("open 1 16").await, "ok 1");
+        acceptor.abort();
+    })
+    .await;
+}
+
+/// Bytes on each of two streams: past the initial 256 KiB window, so the
+/// stream carried first needs window updates while the other waits.
+const TWO_LEN: usize = 300 * 1024;
+
+#[tokio::test]
+async fn two_streams_written_in_the_reverse_of_their_open_order_both_echo() {
+    both_roles(|bin, ours_dials| async move {
+        let (ours, mut go) = connect(&bin, ours_dials).await;
+        // Go opens A then B (its SYNs go out at open, in that order) and
+        // round-trips B before it writes on A. We echo B to its end before
+        // we touch A, which works only if B's bytes arrive while A waits.
+        let server = ours.clone();
+        let echoes = tokio::spawn(async move {
+            let a = server.accept_stream().await.unwrap();
+            let b = server.accept_stream().await.unwrap();
+            assert!(a.id() < b.id(), "accepted out of open order");
+            let echoed_b = echo(b).await.unwrap();
+            let echoed_a = echo(a).await.unwrap();
+            (echoed_a, echoed_b)
+        });
+        assert_eq!(go.command(&format!("opentwo {TWO_LEN}")).await, "ok 2");
+        let (echoed_a, echoed_b) = echoes.await.unwrap();
+        assert_eq!(echoed_a, TWO_LEN as u64);
+        assert_eq!(echoed_b, TWO_LEN as u64);
+
+        // And the other way round: we open A then B, and carry B first.
+        let a = ours.open_stream().await.unwrap();
+        let b = ours.open_stream().await.unwrap();
+        let data_b = pattern(2, TWO_LEN);
+        assert!(
+            round_trip(b, &data_b).await.unwrap() == data_b,
+            "B's echo differs"
+        );
+        let data_a = pattern(1, TWO_LEN);
+        assert!(
+            round_trip(a, &data_a).await.unwrap() == data_a,
+            "A's echo differs"
+        );
+        assert!(!ours.is_closed());
     })
     .await;
 }

@@ -40,6 +40,12 @@ pub(crate) struct ServerArgs {
     /// Address to listen on (HOST:PORT; port 0 picks a free one).
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     pub(crate) listen: String,
+    /// Let clients listen on this host (R: remotes).
+    #[arg(long)]
+    pub(crate) reverse: bool,
+    /// Let clients' SOCKS5 connections leave from this host (socks remotes).
+    #[arg(long)]
+    pub(crate) socks: bool,
     /// Require these credentials (HTTP Basic); others get 401.
     #[arg(long, value_name = "USER:PASS", value_parser = Credentials::parse)]
     pub(crate) auth: Option<Credentials>,

@@ -8,13 +8,14 @@
 //! names the target, the server answers, and only after an `Ok` are bytes
 //! copied ([`forward::splice`]); otherwise the local connection is reset.
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{collections::HashMap, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{anyhow, Context as _};
 use http::{header::AUTHORIZATION, StatusCode};
 use mux_h2::{ConnectError, Connector};
 use mux_yamux_lite::{Connection, Role, Stream};
 use tokio::{
+    io::AsyncReadExt as _,
     net::{TcpListener, TcpStream},
     sync::watch,
 };
@@ -22,10 +23,11 @@ use tokio::{
 use crate::{
     cli::ClientArgs,
     forward,
-    header::{self, Kind, Status},
+    header::{self, Kind, Status, HEADER_TIMEOUT},
     mux_config,
     remote::{HostPort, Remote},
-    server::{HEADER_TIMEOUT, SERVER_HEADER},
+    server::SERVER_HEADER,
+    socks,
 };
 
 /// How long opening the tunnel (TCP, HTTP, the server's answer) may take.
@@ -64,43 +66,117 @@ pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<()> {
     let (publish, current) = watch::channel(None);
     let tunnel = Tunnel(current);
     let mut stdio = None;
+    let mut reverse = Vec::new();
     for remote in &args.remotes {
         match remote {
             Remote::Forward { listen, target } => {
                 let listener = bind(listen, remote).await?;
                 announce(&format!("forward {} => {target}", listener.local_addr()?));
-                tokio::spawn(accept_loop(listener, target.clone(), tunnel.clone()));
+                tokio::spawn(accept_loop(listener, Some(target.clone()), tunnel.clone()));
             }
+            Remote::Socks { listen } => {
+                let listener = bind(listen, remote).await?;
+                announce(&format!("socks {}", listener.local_addr()?));
+                tokio::spawn(accept_loop(listener, None, tunnel.clone()));
+            }
+            Remote::Reverse { listen, target } => reverse.push((listen.clone(), target.clone())),
             Remote::Stdio { target } => {
                 if stdio.replace(target.clone()).is_some() {
                     return Err(anyhow!("only one stdio remote may be given"));
                 }
             }
-            Remote::Socks { .. } | Remote::Reverse { .. } => {
-                return Err(anyhow!("{remote}: not supported by this build"));
-            }
         }
     }
     let mux = open_tunnel(&connector, &args).await?;
+    let routes = Arc::new(register_reverse(&mux, &reverse, stdio.is_none()).await?);
     publish.send_replace(Some(mux.clone()));
     tracing::info!(url = %args.url, "tunnel up");
     if let Some(target) = stdio {
+        tokio::spawn(serve_reverse_streams(mux, routes));
         return run_stdio(tunnel, target).await;
     }
     announce("connected");
-    let end = loop {
-        match mux.accept_stream().await {
-            Ok(mut stream) => {
-                // Reverse streams need a registered reverse remote.
-                tokio::spawn(async move {
-                    let _ = header::write_status(&mut stream, Status::Denied, None).await;
-                });
-            }
-            Err(e) => break e,
-        }
-    };
+    let end = serve_reverse_streams(mux, routes).await;
     publish.send_replace(None);
     Err(anyhow!("tunnel to {} lost: {end}", args.url))
+}
+
+/// Registers each reverse remote on the server: one [`Kind::Listen`]
+/// stream each, kept open as long as the listener should live. Returns the
+/// map from the address the server bound to the local target.
+async fn register_reverse(
+    mux: &Connection,
+    reverse: &[(HostPort, HostPort)],
+    print: bool,
+) -> anyhow::Result<HashMap<HostPort, HostPort>> {
+    let mut routes = HashMap::new();
+    for (listen, target) in reverse {
+        let remote = format!("R:{listen}");
+        let mut control = match open_stream(mux, Kind::Listen, listen).await {
+            Ok(control) => control,
+            Err(OpenError::Status(Status::Denied)) => {
+                return Err(anyhow!(
+                    "{remote}: the server does not allow reverse remotes (start it with --reverse)"
+                ))
+            }
+            Err(OpenError::Status(_)) => {
+                return Err(anyhow!("{remote}: the server cannot listen on {listen}"))
+            }
+            Err(e) => return Err(anyhow!("{remote}: {e}")),
+        };
+        let bound = tokio::time::timeout(HEADER_TIMEOUT, header::read_bound(&mut control))
+            .await
+            .map_err(|_| anyhow!("{remote}: no answer from the server"))?
+            .with_context(|| format!("{remote}: bad answer from the server"))?;
+        tracing::info!(%bound, %target, "reverse remote registered");
+        if print {
+            announce(&format!("reverse {bound} => {target}"));
+        }
+        routes.insert(bound, target.clone());
+        // The server listens while this stream is open: hold it until the
+        // tunnel ends.
+        tokio::spawn(async move {
+            let mut sink = [0u8; 64];
+            while matches!(control.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+    }
+    Ok(routes)
+}
+
+/// Serves the streams the server opens (reverse connections) until the
+/// tunnel ends, and returns why it ended.
+async fn serve_reverse_streams(
+    mux: Connection,
+    routes: Arc<HashMap<HostPort, HostPort>>,
+) -> mux_core::ConnError {
+    loop {
+        match mux.accept_stream().await {
+            Ok(stream) => {
+                tokio::spawn(serve_reverse(stream, routes.clone()));
+            }
+            Err(e) => return e,
+        }
+    }
+}
+
+/// One reverse connection: connects to the local target registered for the
+/// server's listener, or refuses a listener this client did not register.
+async fn serve_reverse(mut stream: Stream, routes: Arc<HashMap<HostPort, HostPort>>) {
+    let request = tokio::time::timeout(HEADER_TIMEOUT, header::read_request(&mut stream)).await;
+    let target = match request {
+        Ok(Ok(header::Request {
+            kind: Kind::Reverse,
+            addr,
+        })) => routes.get(&addr).cloned(),
+        _ => None,
+    };
+    match target {
+        Some(target) => forward::connect_and_splice(stream, target, "server").await,
+        None => {
+            tracing::warn!("the server opened a stream this client did not ask for");
+            let _ = header::write_status(&mut stream, Status::Denied, None).await;
+        }
+    }
 }
 
 /// A stdout line the tests and scripts wait for. Not used with a stdio
@@ -168,13 +244,18 @@ async fn bind(listen: &HostPort, remote: &Remote) -> anyhow::Result<TcpListener>
         .with_context(|| format!("{remote}: cannot listen on {listen}"))
 }
 
-/// Accepts local connections and forwards each to `target`.
-async fn accept_loop(listener: TcpListener, target: HostPort, tunnel: Tunnel) {
+/// Accepts local connections and forwards each to `target`, or to the
+/// target its SOCKS5 request names when `target` is `None`.
+async fn accept_loop(listener: TcpListener, target: Option<HostPort>, tunnel: Tunnel) {
     loop {
         match listener.accept().await {
             Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
-                tokio::spawn(forward_one(tcp, peer, target.clone(), tunnel.clone()));
+                let tunnel = tunnel.clone();
+                match &target {
+                    Some(target) => tokio::spawn(forward_one(tcp, peer, target.clone(), tunnel)),
+                    None => tokio::spawn(socks_one(tcp, peer, tunnel)),
+                };
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait, do not spin.
@@ -187,18 +268,50 @@ async fn accept_loop(listener: TcpListener, target: HostPort, tunnel: Tunnel) {
 
 /// Forwards one local connection to `target`.
 async fn forward_one(tcp: TcpStream, peer: SocketAddr, target: HostPort, mut tunnel: Tunnel) {
-    let stream = match open_stream(&mut tunnel, Kind::Connect, &target).await {
-        Ok(stream) => stream,
+    let opened = match tunnel.get().await {
+        Ok(mux) => open_stream(&mux, Kind::Connect, &target).await,
+        Err(e) => Err(e.into()),
+    };
+    match opened {
+        Ok(stream) => forward::splice_logged(tcp, stream, &peer, &target).await,
         Err(e) => {
             tracing::info!(%peer, %target, error = %e, "connection refused");
             forward::refuse(tcp);
+        }
+    }
+}
+
+/// Serves one SOCKS5 client: its CONNECT target goes to the server, whose
+/// answer becomes the SOCKS reply.
+async fn socks_one(mut tcp: TcpStream, peer: SocketAddr, mut tunnel: Tunnel) {
+    let target = match tokio::time::timeout(HEADER_TIMEOUT, socks::accept(&mut tcp)).await {
+        Ok(Ok(target)) => target,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "SOCKS handshake failed");
+            return;
+        }
+        Err(_elapsed) => {
+            tracing::info!(%peer, "SOCKS handshake timed out");
             return;
         }
     };
-    tracing::debug!(%peer, %target, "forwarding");
-    match forward::splice(tcp, stream).await {
-        Ok((sent, received)) => tracing::debug!(%peer, %target, sent, received, "forward done"),
-        Err(e) => tracing::debug!(%peer, %target, error = %e, "forward reset"),
+    let opened = match tunnel.get().await {
+        Ok(mux) => open_stream(&mux, Kind::Socks, &target).await,
+        Err(e) => Err(e.into()),
+    };
+    let reply = match &opened {
+        Ok(_) => socks::Reply::Succeeded,
+        Err(OpenError::Status(status)) => socks::Reply::from(*status),
+        Err(_) => socks::Reply::GeneralFailure,
+    };
+    if let Err(e) = &opened {
+        tracing::info!(%peer, %target, error = %e, "SOCKS connection refused");
+    }
+    if socks::reply(&mut tcp, reply).await.is_err() {
+        return;
+    }
+    if let Ok(stream) = opened {
+        forward::splice_logged(tcp, stream, &peer, &target).await;
     }
 }
 
@@ -215,13 +328,8 @@ enum OpenError {
     Timeout,
 }
 
-/// Opens a stream to `target` and waits for the server's `Ok`.
-async fn open_stream(
-    tunnel: &mut Tunnel,
-    kind: Kind,
-    target: &HostPort,
-) -> Result<Stream, OpenError> {
-    let mux = tunnel.get().await?;
+/// Opens a stream for `kind` and `target` and waits for the server's `Ok`.
+async fn open_stream(mux: &Connection, kind: Kind, target: &HostPort) -> Result<Stream, OpenError> {
     let mut stream = mux.open_stream().await?;
     let request = header::Request {
         kind,
@@ -239,7 +347,8 @@ async fn open_stream(
 /// stdin and stdout as one connection to `target`; returns when both
 /// directions end.
 async fn run_stdio(mut tunnel: Tunnel, target: HostPort) -> anyhow::Result<()> {
-    let stream = open_stream(&mut tunnel, Kind::Connect, &target)
+    let mux = tunnel.get().await?;
+    let stream = open_stream(&mux, Kind::Connect, &target)
         .await
         .with_context(|| format!("stdio => {target}"))?;
     let stdio = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());

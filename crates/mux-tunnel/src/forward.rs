@@ -7,7 +7,7 @@
 //!   (the peer's stream fails, and its side aborts its own connection) and
 //!   a TCP connection is closed with `SO_LINGER` 0, which sends an RST.
 
-use std::{io, time::Duration};
+use std::{fmt::Display, io, time::Duration};
 
 use mux_core::MuxedStream;
 use mux_yamux_lite::Stream;
@@ -15,6 +15,14 @@ use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
 };
+
+use crate::{
+    header::{self, Status},
+    remote::HostPort,
+};
+
+/// How long connecting to a target may take.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The copy buffer in each direction: large enough that a bulk transfer
 /// moves a whole mux frame (64 KiB) per read.
@@ -61,6 +69,54 @@ where
             local.abort();
             Err(e)
         }
+    }
+}
+
+/// Connects to `target` within [`CONNECT_TIMEOUT`], with `TCP_NODELAY`.
+pub(crate) async fn dial(target: &HostPort) -> io::Result<TcpStream> {
+    let tcp = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        TcpStream::connect((target.host.as_str(), target.port)),
+    )
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
+/// The side that dials: connects to `target`, answers the stream's
+/// request with the outcome and, once connected, splices. `peer` names the
+/// other end of the tunnel in logs.
+pub(crate) async fn connect_and_splice(mut stream: Stream, target: HostPort, peer: impl Display) {
+    let tcp = match dial(&target).await {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            tracing::info!(%peer, %target, error = %e, "target unreachable");
+            let _ = header::write_status(&mut stream, Status::of_connect_error(&e), None).await;
+            return;
+        }
+    };
+    if header::write_status(&mut stream, Status::Ok, None)
+        .await
+        .is_err()
+    {
+        refuse(tcp);
+        return;
+    }
+    splice_logged(tcp, stream, &peer, &target).await;
+}
+
+/// [`splice`], with a log line at its end.
+pub(crate) async fn splice_logged(
+    tcp: TcpStream,
+    stream: Stream,
+    peer: &impl Display,
+    target: &HostPort,
+) {
+    tracing::debug!(%peer, %target, "forwarding");
+    match splice(tcp, stream).await {
+        Ok((sent, received)) => tracing::debug!(%peer, %target, sent, received, "forward done"),
+        Err(e) => tracing::debug!(%peer, %target, error = %e, "forward reset"),
     }
 }
 

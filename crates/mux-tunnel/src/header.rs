@@ -13,11 +13,14 @@
 //! only. Reading never allocates more than 255 bytes and rejects an unknown
 //! version, kind or status, and an empty or non-UTF-8 host.
 
-use std::io;
+use std::{io, time::Duration};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::remote::HostPort;
+
+/// How long a side waits for a header or a status.
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The version byte this build speaks.
 pub(crate) const VERSION: u8 = 1;
@@ -169,7 +172,6 @@ pub(crate) async fn read_status<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<S
 }
 
 /// Reads the address that follows a listener's `Ok`.
-#[cfg_attr(not(test), allow(dead_code, reason = "reverse remotes come next"))]
 pub(crate) async fn read_bound<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<HostPort> {
     read_addr(r).await
 }

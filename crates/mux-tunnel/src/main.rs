@@ -13,6 +13,7 @@
 //! - [`auth`]: `--auth` credentials as HTTP Basic, checked in constant time.
 //! - [`header`]: the few bytes that open each stream (target, then status).
 //! - [`forward`]: copying a connection both ways, FIN and reset included.
+//! - [`socks`]: the client's SOCKS5 handshake (no auth, CONNECT).
 //! - [`server`] and [`client`]: the two sides, each using the modules
 //!   above.
 //!
@@ -26,6 +27,7 @@ mod forward;
 mod header;
 mod remote;
 mod server;
+mod socks;
 
 use std::{io::IsTerminal as _, process::ExitCode, time::Duration};
 

@@ -8,7 +8,7 @@
 //! accepted tunnel's response carries [`SERVER_HEADER`], by which the client
 //! knows it reached a mux-tunnel server.
 
-use std::{convert::Infallible, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{convert::Infallible, io, net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -21,13 +21,16 @@ use hyper_util::{
 };
 use mux_h2::{H2Conn, TunnelBody};
 use mux_yamux_lite::{Connection, Role, Stream};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::AsyncReadExt as _,
+    net::{TcpListener, TcpStream},
+};
 
 use crate::{
     auth::Auth,
     cli::ServerArgs,
     forward,
-    header::{self, Kind, Status},
+    header::{self, Kind, Status, HEADER_TIMEOUT},
     mux_config,
     remote::HostPort,
 };
@@ -36,17 +39,15 @@ use crate::{
 /// header version it speaks.
 pub(crate) const SERVER_HEADER: &str = "mux-tunnel";
 
-/// How long a new stream may take to send its header.
-pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long connecting to a target may take.
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What every tunnel of a server shares.
 #[derive(Debug)]
 struct Shared {
     auth: Auth,
     mux: mux_yamux_lite::Config,
+    /// `--reverse`: clients may listen here.
+    reverse: bool,
+    /// `--socks`: clients' SOCKS5 connections may leave from here.
+    socks: bool,
 }
 
 /// Runs the server until accepting fails for good.
@@ -54,6 +55,8 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         auth: Auth::new(args.auth.as_ref()).map_err(anyhow::Error::msg)?,
         mux: mux_config(args.keepalive),
+        reverse: args.reverse,
+        socks: args.socks,
     });
     let listener = TcpListener::bind(&args.listen)
         .await
@@ -146,7 +149,7 @@ async fn tunnel(conn: H2Conn, peer: SocketAddr, shared: Arc<Shared>) {
     let end = loop {
         match mux.accept_stream().await {
             Ok(stream) => {
-                tokio::spawn(serve_stream(stream, peer));
+                tokio::spawn(serve_stream(stream, mux.clone(), peer, shared.clone()));
             }
             Err(e) => break e,
         }
@@ -155,7 +158,7 @@ async fn tunnel(conn: H2Conn, peer: SocketAddr, shared: Arc<Shared>) {
 }
 
 /// Reads a stream's header and serves it.
-async fn serve_stream(mut stream: Stream, peer: SocketAddr) {
+async fn serve_stream(mut stream: Stream, mux: Connection, peer: SocketAddr, shared: Arc<Shared>) {
     let request =
         match tokio::time::timeout(HEADER_TIMEOUT, header::read_request(&mut stream)).await {
             Ok(Ok(request)) => request,
@@ -170,46 +173,83 @@ async fn serve_stream(mut stream: Stream, peer: SocketAddr) {
             }
         };
     match request.kind {
-        Kind::Connect => connect(stream, request.addr, peer).await,
+        Kind::Connect => forward::connect_and_splice(stream, request.addr, peer).await,
+        Kind::Socks if shared.socks => {
+            forward::connect_and_splice(stream, request.addr, peer).await;
+        }
+        Kind::Listen if shared.reverse => listen(stream, request.addr, mux, peer).await,
         Kind::Socks | Kind::Listen | Kind::Reverse => {
-            tracing::debug!(%peer, kind = ?request.kind, "stream kind not allowed");
+            tracing::info!(%peer, kind = ?request.kind, addr = %request.addr, "stream denied (see --socks, --reverse)");
             let _ = header::write_status(&mut stream, Status::Denied, None).await;
         }
     }
 }
 
-/// Connects to `target`, answers, and splices on success.
-async fn connect(mut stream: Stream, target: HostPort, peer: SocketAddr) {
-    let tcp = match dial(&target).await {
-        Ok(tcp) => tcp,
+/// A reverse remote: listens on `addr` while `control` stays open, and
+/// opens a [`Kind::Reverse`] stream to the client for each connection.
+async fn listen(mut control: Stream, addr: HostPort, mux: Connection, peer: SocketAddr) {
+    let listener = match TcpListener::bind((addr.host.as_str(), addr.port)).await {
+        Ok(listener) => listener,
         Err(e) => {
-            tracing::info!(%peer, %target, error = %e, "target unreachable");
-            let _ = header::write_status(&mut stream, Status::of_connect_error(&e), None).await;
+            tracing::warn!(%peer, %addr, error = %e, "cannot listen for a reverse remote");
+            let _ = header::write_status(&mut control, Status::Refused, None).await;
             return;
         }
     };
-    if header::write_status(&mut stream, Status::Ok, None)
+    let bound = match listener.local_addr() {
+        Ok(bound) => HostPort::new(bound.ip().to_string(), bound.port()),
+        Err(_) => addr,
+    };
+    if header::write_status(&mut control, Status::Ok, Some(&bound))
         .await
         .is_err()
     {
-        forward::refuse(tcp);
         return;
     }
-    tracing::debug!(%peer, %target, "forwarding");
-    match forward::splice(tcp, stream).await {
-        Ok((sent, received)) => tracing::debug!(%peer, %target, sent, received, "forward done"),
-        Err(e) => tracing::debug!(%peer, %target, error = %e, "forward reset"),
+    tracing::info!(%peer, %bound, "reverse listener open");
+    let mut sink = [0u8; 64];
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, from)) => {
+                    let _ = tcp.set_nodelay(true);
+                    tokio::spawn(reverse_one(tcp, from, bound.clone(), mux.clone()));
+                }
+                Err(e) => tracing::debug!(%bound, error = %e, "reverse accept failed"),
+            },
+            // The client sends nothing more; its end (or the tunnel's)
+            // closes the listener.
+            read = control.read(&mut sink) => if matches!(read, Ok(0) | Err(_)) {
+                break;
+            },
+        }
     }
+    tracing::info!(%peer, %bound, "reverse listener closed");
 }
 
-/// Connects to `target` within [`CONNECT_TIMEOUT`].
-pub(crate) async fn dial(target: &HostPort) -> io::Result<TcpStream> {
-    let tcp = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        TcpStream::connect((target.host.as_str(), target.port)),
-    )
-    .await
-    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-    let _ = tcp.set_nodelay(true);
-    Ok(tcp)
+/// Carries one connection of a reverse listener to the client.
+async fn reverse_one(tcp: TcpStream, from: SocketAddr, bound: HostPort, mux: Connection) {
+    let opened = async {
+        let mut stream = mux.open_stream().await.map_err(io::Error::from)?;
+        let request = header::Request {
+            kind: Kind::Reverse,
+            addr: bound.clone(),
+        };
+        header::write_request(&mut stream, &request).await?;
+        let status = tokio::time::timeout(HEADER_TIMEOUT, header::read_status(&mut stream))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer from the client"))??;
+        Ok::<_, io::Error>((stream, status))
+    };
+    match opened.await {
+        Ok((stream, Status::Ok)) => forward::splice_logged(tcp, stream, &from, &bound).await,
+        Ok((_, status)) => {
+            tracing::info!(%from, %bound, ?status, "the client refused a reverse connection");
+            forward::refuse(tcp);
+        }
+        Err(e) => {
+            tracing::info!(%from, %bound, error = %e, "cannot reach the client");
+            forward::refuse(tcp);
+        }
+    }
 }

@@ -99,6 +99,13 @@ pub(crate) struct ClientArgs {
     /// server's); 0 disables.
     #[arg(long, value_name = "DUR", default_value = "25s", value_parser = parse_duration)]
     pub(crate) keepalive: Duration,
+    /// The longest wait between two attempts to open the tunnel; the wait
+    /// starts at 100ms and doubles.
+    #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration)]
+    pub(crate) max_retry_interval: Duration,
+    /// Give up after this many failed attempts in a row (default: never).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_retry_count: Option<u64>,
 }
 
 /// The REMOTE forms, shown under `mux-tunnel client --help`.

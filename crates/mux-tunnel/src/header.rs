@@ -15,6 +15,7 @@
 
 use std::{io, time::Duration};
 
+use mux_yamux_lite::{Connection, Stream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::remote::HostPort;
@@ -174,6 +175,44 @@ pub(crate) async fn read_status<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<S
 /// Reads the address that follows a listener's `Ok`.
 pub(crate) async fn read_bound<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<HostPort> {
     read_addr(r).await
+}
+
+/// Why a stream could not be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OpenError {
+    /// Writing the request or reading the answer failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The tunnel would not open a stream.
+    #[error("cannot open a stream: {0}")]
+    Mux(#[from] mux_core::ConnError),
+    /// The other side answered something else than `Ok`.
+    #[error("the other side answered {0:?}")]
+    Status(Status),
+    /// No answer in time.
+    #[error("no answer within {HEADER_TIMEOUT:?}")]
+    Timeout,
+}
+
+/// Opens a stream on `mux`, sends the request for `kind` and `target`,
+/// and waits for an `Ok`.
+pub(crate) async fn open(
+    mux: &Connection,
+    kind: Kind,
+    target: &HostPort,
+) -> Result<Stream, OpenError> {
+    let mut stream = mux.open_stream().await?;
+    let request = Request {
+        kind,
+        addr: target.clone(),
+    };
+    write_request(&mut stream, &request).await?;
+    match tokio::time::timeout(HEADER_TIMEOUT, read_status(&mut stream)).await {
+        Ok(Ok(Status::Ok)) => Ok(stream),
+        Ok(Ok(status)) => Err(OpenError::Status(status)),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_elapsed) => Err(OpenError::Timeout),
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,9 @@
 //! - [`header`]: the few bytes that open each stream (target, then status).
 //! - [`forward`]: copying a connection both ways, FIN and reset included.
 //! - [`socks`]: the client's SOCKS5 handshake (no auth, CONNECT).
+//! - [`tunnel`]: the client's tunnel: opening it, which failures to
+//!   retry, the backoff, and the tunnel currently up.
+//! - [`reverse`]: `R:` remotes, the client's and the server's half.
 //! - [`server`] and [`client`]: the two sides, each using the modules
 //!   above.
 //!
@@ -26,8 +29,10 @@ mod client;
 mod forward;
 mod header;
 mod remote;
+mod reverse;
 mod server;
 mod socks;
+mod tunnel;
 
 use std::{io::IsTerminal as _, process::ExitCode, time::Duration};
 
@@ -86,14 +91,14 @@ fn init_logging(verbose: u8) {
 
 /// The mux-yamux-lite configuration of both sides: defaults, with the
 /// keepalive of `--keepalive` (0 turns it off). A ping unanswered for the
-/// same time (at least 5 s) ends the tunnel.
+/// same time (at least 1 s) ends the tunnel.
 pub(crate) fn mux_config(keepalive: Duration) -> mux_yamux_lite::Config {
     let mut config = mux_yamux_lite::Config::default();
     if keepalive.is_zero() {
         config.keepalive_interval = None;
     } else {
         config.keepalive_interval = Some(keepalive);
-        config.keepalive_timeout = keepalive.max(Duration::from_secs(5));
+        config.keepalive_timeout = keepalive.max(Duration::from_secs(1));
     }
     config
 }

@@ -21,18 +21,14 @@ use hyper_util::{
 };
 use mux_h2::{H2Conn, TunnelBody};
 use mux_yamux_lite::{Connection, Role, Stream};
-use tokio::{
-    io::AsyncReadExt as _,
-    net::{TcpListener, TcpStream},
-};
+use tokio::net::TcpListener;
 
 use crate::{
     auth::Auth,
     cli::ServerArgs,
     forward,
     header::{self, Kind, Status, HEADER_TIMEOUT},
-    mux_config,
-    remote::HostPort,
+    mux_config, reverse,
 };
 
 /// The response header that marks a mux-tunnel server, with the stream
@@ -177,79 +173,10 @@ async fn serve_stream(mut stream: Stream, mux: Connection, peer: SocketAddr, sha
         Kind::Socks if shared.socks => {
             forward::connect_and_splice(stream, request.addr, peer).await;
         }
-        Kind::Listen if shared.reverse => listen(stream, request.addr, mux, peer).await,
+        Kind::Listen if shared.reverse => reverse::listen(stream, request.addr, mux, peer).await,
         Kind::Socks | Kind::Listen | Kind::Reverse => {
             tracing::info!(%peer, kind = ?request.kind, addr = %request.addr, "stream denied (see --socks, --reverse)");
             let _ = header::write_status(&mut stream, Status::Denied, None).await;
-        }
-    }
-}
-
-/// A reverse remote: listens on `addr` while `control` stays open, and
-/// opens a [`Kind::Reverse`] stream to the client for each connection.
-async fn listen(mut control: Stream, addr: HostPort, mux: Connection, peer: SocketAddr) {
-    let listener = match TcpListener::bind((addr.host.as_str(), addr.port)).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            tracing::warn!(%peer, %addr, error = %e, "cannot listen for a reverse remote");
-            let _ = header::write_status(&mut control, Status::Refused, None).await;
-            return;
-        }
-    };
-    let bound = match listener.local_addr() {
-        Ok(bound) => HostPort::new(bound.ip().to_string(), bound.port()),
-        Err(_) => addr,
-    };
-    if header::write_status(&mut control, Status::Ok, Some(&bound))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    tracing::info!(%peer, %bound, "reverse listener open");
-    let mut sink = [0u8; 64];
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, from)) => {
-                    let _ = tcp.set_nodelay(true);
-                    tokio::spawn(reverse_one(tcp, from, bound.clone(), mux.clone()));
-                }
-                Err(e) => tracing::debug!(%bound, error = %e, "reverse accept failed"),
-            },
-            // The client sends nothing more; its end (or the tunnel's)
-            // closes the listener.
-            read = control.read(&mut sink) => if matches!(read, Ok(0) | Err(_)) {
-                break;
-            },
-        }
-    }
-    tracing::info!(%peer, %bound, "reverse listener closed");
-}
-
-/// Carries one connection of a reverse listener to the client.
-async fn reverse_one(tcp: TcpStream, from: SocketAddr, bound: HostPort, mux: Connection) {
-    let opened = async {
-        let mut stream = mux.open_stream().await.map_err(io::Error::from)?;
-        let request = header::Request {
-            kind: Kind::Reverse,
-            addr: bound.clone(),
-        };
-        header::write_request(&mut stream, &request).await?;
-        let status = tokio::time::timeout(HEADER_TIMEOUT, header::read_status(&mut stream))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer from the client"))??;
-        Ok::<_, io::Error>((stream, status))
-    };
-    match opened.await {
-        Ok((stream, Status::Ok)) => forward::splice_logged(tcp, stream, &from, &bound).await,
-        Ok((_, status)) => {
-            tracing::info!(%from, %bound, ?status, "the client refused a reverse connection");
-            forward::refuse(tcp);
-        }
-        Err(e) => {
-            tracing::info!(%from, %bound, error = %e, "cannot reach the client");
-            forward::refuse(tcp);
         }
     }
 }

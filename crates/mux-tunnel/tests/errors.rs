@@ -76,15 +76,3 @@ async fn a_server_that_is_not_mux_tunnel_is_refused() {
         assert!(stderr.contains("mux-tunnel: error:"), "{mode}: {stderr}");
     }
 }
-
-#[tokio::test]
-async fn lost_tunnel_is_reported() {
-    let echo = echo_server().await;
-    let (mut server, url) = server(&[]).await;
-    let remote = format!("0:{echo}");
-    let (mut client, _addrs) = client(&[], &url, &[&remote]).await;
-    server.kill().await;
-    let (status, stderr) = client.exit_with_stderr().await;
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("lost"), "{stderr}");
-}

@@ -187,4 +187,26 @@ mod tests {
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    /// docs/TUNNEL.md documents every flag of both sides.
+    #[test]
+    fn tunnel_md_documents_every_flag() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/TUNNEL.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let section = doc.split("## The mux-tunnel command").nth(1).unwrap();
+        let command = Cli::command();
+        for side in command.get_subcommands() {
+            for arg in side.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if long == "help" || long == "version" {
+                    continue;
+                }
+                assert!(
+                    section.contains(&format!("`--{long}")),
+                    "docs/TUNNEL.md does not document {} --{long}",
+                    side.get_name()
+                );
+            }
+        }
+    }
 }

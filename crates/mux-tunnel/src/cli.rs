@@ -49,6 +49,11 @@ pub(crate) struct ServerArgs {
     /// Require these credentials (HTTP Basic); others get 401.
     #[arg(long, value_name = "USER:PASS", value_parser = Credentials::parse)]
     pub(crate) auth: Option<Credentials>,
+    /// Require the credentials of one of the users in FILE, one per line:
+    /// `USER:PASS [HOST:PORT]...`; with patterns (HOST or PORT may be *),
+    /// the user may reach only matching targets.
+    #[arg(long, value_name = "FILE", conflicts_with = "auth")]
+    pub(crate) authfile: Option<std::path::PathBuf>,
     /// Send a keepalive ping after this long without traffic (a number of
     /// seconds, or with a unit: 500ms, 25s, 2m, 1h); 0 disables.
     #[arg(long, value_name = "DUR", default_value = "25s", value_parser = parse_duration)]

@@ -10,7 +10,8 @@
 //! ## Layout
 //! - [`cli`]: the command line and the parsers of its values.
 //! - [`remote`]: REMOTE arguments, parsed by a pure function.
-//! - [`auth`]: `--auth` credentials as HTTP Basic, checked in constant time.
+//! - [`auth`]: `--auth` credentials as HTTP Basic, checked in constant time,
+//!   and `--authfile` users with the targets each may reach.
 //! - [`header`]: the few bytes that open each stream (target, then status).
 //! - [`forward`]: copying a connection both ways, FIN and reset included.
 //! - [`socks`]: the client's SOCKS5 handshake (no auth, CONNECT).

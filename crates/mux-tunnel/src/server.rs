@@ -24,7 +24,7 @@ use mux_yamux_lite::{Connection, Role, Stream};
 use tokio::net::TcpListener;
 
 use crate::{
-    auth::Auth,
+    auth::{Auth, Grant},
     cli::ServerArgs,
     forward,
     header::{self, Kind, Status, HEADER_TIMEOUT},
@@ -49,7 +49,7 @@ struct Shared {
 /// Runs the server until accepting fails for good.
 pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
-        auth: Auth::new(args.auth.as_ref()).map_err(anyhow::Error::msg)?,
+        auth: server_auth(&args)?,
         mux: mux_config(args.keepalive),
         reverse: args.reverse,
         socks: args.socks,
@@ -89,6 +89,19 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The credentials `--auth` or `--authfile` require.
+fn server_auth(args: &ServerArgs) -> anyhow::Result<Auth> {
+    match &args.authfile {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --authfile {}", path.display()))?;
+            Auth::from_authfile(&text)
+                .map_err(|e| anyhow::anyhow!("--authfile {}: {e}", path.display()))
+        }
+        None => Auth::new(args.auth.as_ref()).map_err(anyhow::Error::msg),
+    }
+}
+
 /// The stdout line tests and scripts wait for.
 #[allow(clippy::print_stdout, reason = "the documented `listening ADDR` line")]
 fn announce_listening(addr: SocketAddr) {
@@ -107,7 +120,7 @@ fn is_per_connection(e: &io::Error) -> bool {
 
 /// Checks credentials, then turns the request into a tunnel.
 fn route(req: Request<Incoming>, peer: SocketAddr, shared: &Arc<Shared>) -> Response<TunnelBody> {
-    if !shared.auth.permits(req.headers()) {
+    let Some(grant) = shared.auth.permits(req.headers()) else {
         tracing::warn!(%peer, "tunnel refused: wrong or missing credentials");
         let mut response = text_response(StatusCode::UNAUTHORIZED, "authentication required\n");
         response.headers_mut().insert(
@@ -115,13 +128,13 @@ fn route(req: Request<Incoming>, peer: SocketAddr, shared: &Arc<Shared>) -> Resp
             HeaderValue::from_static("Basic realm=\"mux-tunnel\""),
         );
         return response;
-    }
+    };
     match mux_h2::accept(req) {
         Ok((mut response, conn)) => {
             response
                 .headers_mut()
                 .insert(SERVER_HEADER, HeaderValue::from(u16::from(header::VERSION)));
-            tokio::spawn(tunnel(conn, peer, shared.clone()));
+            tokio::spawn(tunnel(conn, peer, shared.clone(), grant));
             response
         }
         Err(refused) => refused.to_response(),
@@ -139,13 +152,19 @@ fn text_response(status: StatusCode, text: &'static str) -> Response<TunnelBody>
 }
 
 /// Runs one tunnel: a mux connection whose every stream is served.
-async fn tunnel(conn: H2Conn, peer: SocketAddr, shared: Arc<Shared>) {
+async fn tunnel(conn: H2Conn, peer: SocketAddr, shared: Arc<Shared>, grant: Grant) {
     let mux = Connection::new(conn, Role::Server, shared.mux.clone());
     tracing::info!(%peer, "tunnel open");
     let end = loop {
         match mux.accept_stream().await {
             Ok(stream) => {
-                tokio::spawn(serve_stream(stream, mux.clone(), peer, shared.clone()));
+                tokio::spawn(serve_stream(
+                    stream,
+                    mux.clone(),
+                    peer,
+                    shared.clone(),
+                    grant.clone(),
+                ));
             }
             Err(e) => break e,
         }
@@ -154,7 +173,13 @@ async fn tunnel(conn: H2Conn, peer: SocketAddr, shared: Arc<Shared>) {
 }
 
 /// Reads a stream's header and serves it.
-async fn serve_stream(mut stream: Stream, mux: Connection, peer: SocketAddr, shared: Arc<Shared>) {
+async fn serve_stream(
+    mut stream: Stream,
+    mux: Connection,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    grant: Grant,
+) {
     let request =
         match tokio::time::timeout(HEADER_TIMEOUT, header::read_request(&mut stream)).await {
             Ok(Ok(request)) => request,
@@ -168,7 +193,12 @@ async fn serve_stream(mut stream: Stream, mux: Connection, peer: SocketAddr, sha
                 return;
             }
         };
+    let allowed = grant.allows(&request.addr);
     match request.kind {
+        Kind::Connect | Kind::Socks if !allowed => {
+            tracing::info!(%peer, target = %request.addr, "target not granted by --authfile");
+            let _ = header::write_status(&mut stream, Status::Denied, None).await;
+        }
         Kind::Connect => forward::connect_and_splice(stream, request.addr, peer).await,
         Kind::Socks if shared.socks => {
             forward::connect_and_splice(stream, request.addr, peer).await;

@@ -76,3 +76,33 @@ async fn a_server_that_is_not_mux_tunnel_is_refused() {
         assert!(stderr.contains("mux-tunnel: error:"), "{mode}: {stderr}");
     }
 }
+
+/// An authfile user reaches the targets its patterns grant; any other
+/// target resets that connection only.
+#[tokio::test]
+async fn authfile_restricts_targets_per_user() {
+    let echo = echo_server().await;
+    let other = echo_server().await;
+    let dir = std::env::temp_dir().join(format!("mux-tunnel-authfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("users");
+    std::fs::write(
+        &path,
+        format!("# test users\nweb:pw 127.0.0.1:{}\n", echo.port()),
+    )
+    .unwrap();
+    let (_server, url) = server(&["--authfile", path.to_str().unwrap()]).await;
+    let granted = format!("0:{echo}");
+    let denied = format!("0:{other}");
+    let (_client, addrs) = client(&["--auth", "web:pw"], &url, &[&granted, &denied]).await;
+    echo_check(addrs[0], 0, 4096).await;
+    let mut tcp = tokio::net::TcpStream::connect(addrs[1]).await.unwrap();
+    let mut buf = [0u8; 8];
+    let read = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf).await;
+    assert!(
+        matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{read:?}"
+    );
+    echo_check(addrs[0], 1, 4096).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

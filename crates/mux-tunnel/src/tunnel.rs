@@ -1,0 +1,196 @@
+//! The client's tunnel: opening it ([`open`]), telling which failures are
+//! worth a retry ([`Failure`]), the backoff between attempts ([`Backoff`]),
+//! and the tunnel currently up ([`Current`]), which every local connection
+//! reads when it arrives.
+
+use std::{io, time::Duration};
+
+use http::{header::AUTHORIZATION, StatusCode};
+use mux_h2::{ConnectError, Connector};
+use mux_yamux_lite::{Connection, Role};
+use tokio::sync::watch;
+
+use crate::{cli::ClientArgs, mux_config, server::SERVER_HEADER};
+
+/// How long opening the tunnel (TCP, HTTP, the server's answer) may take.
+pub(crate) const TUNNEL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a local connection waits for a tunnel to be up.
+pub(crate) const WAIT_FOR_TUNNEL: Duration = Duration::from_secs(30);
+
+/// The first wait before a new attempt; it doubles up to
+/// `--max-retry-interval`.
+pub(crate) const FIRST_RETRY: Duration = Duration::from_millis(100);
+
+/// The tunnel currently up, if any, as the local listeners see it.
+#[derive(Debug, Clone)]
+pub(crate) struct Current(pub(crate) watch::Receiver<Option<Connection>>);
+
+impl Current {
+    /// The tunnel, waiting up to [`WAIT_FOR_TUNNEL`] for one.
+    pub(crate) async fn get(&mut self) -> io::Result<Connection> {
+        let waited = tokio::time::timeout(WAIT_FOR_TUNNEL, self.0.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(current)) => current
+                .clone()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no tunnel")),
+            Ok(Err(_closed)) => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the client is stopping",
+            )),
+            Err(_elapsed) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no tunnel came up in time",
+            )),
+        }
+    }
+}
+
+/// How a failure to open the tunnel bears on trying again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Trying again cannot help (refused credentials, a bad URL, a server
+    /// that is not a mux-tunnel server).
+    Never,
+    /// Something answered, but not as a mux-tunnel server would: fatal on
+    /// the first attempt (a wrong URL), retried once a tunnel has been up
+    /// (a server restarting behind a proxy, say).
+    IfEverConnected,
+    /// The server is not reachable (yet): try again.
+    Always,
+}
+
+/// Why the tunnel did not open: one line for the user, and whether to retry.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct Failure {
+    /// The line to print.
+    pub(crate) message: String,
+    /// Whether to retry.
+    pub(crate) retry: Retry,
+}
+
+impl Failure {
+    fn new(retry: Retry, message: String) -> Self {
+        Self { message, retry }
+    }
+}
+
+/// The connector for `args`: mode, credentials, extra headers.
+pub(crate) fn connector(args: &ClientArgs) -> Result<Connector, Failure> {
+    let mut connector = Connector::new().mode(args.mode.into());
+    if let Some(credentials) = &args.auth {
+        let value = credentials.header_value().map_err(|e| {
+            Failure::new(
+                Retry::Never,
+                format!("credentials cannot go in a header: {e}"),
+            )
+        })?;
+        connector = connector.header(AUTHORIZATION, value);
+    }
+    for (name, value) in &args.headers {
+        connector = connector.header(name.clone(), value.clone());
+    }
+    Ok(connector)
+}
+
+/// Opens the HTTP exchange and the mux connection over it.
+pub(crate) async fn open(connector: &Connector, args: &ClientArgs) -> Result<Connection, Failure> {
+    let url = &args.url;
+    let opened = tokio::time::timeout(TUNNEL_TIMEOUT, connector.connect(url.as_str()))
+        .await
+        .map_err(|_| {
+            Failure::new(
+                Retry::Always,
+                format!("{url}: no answer within {TUNNEL_TIMEOUT:?}"),
+            )
+        })?;
+    let (conn, response) = opened.map_err(|e| classify(url, e))?;
+    if response.headers.get(SERVER_HEADER).is_none() {
+        return Err(Failure::new(
+            Retry::Never,
+            format!("{url}: the server accepted the request but is not a mux-tunnel server"),
+        ));
+    }
+    Ok(Connection::new(
+        conn,
+        Role::Client,
+        mux_config(args.keepalive),
+    ))
+}
+
+/// The user's line and the retry class of a connect error.
+fn classify(url: &str, e: ConnectError) -> Failure {
+    match e {
+        ConnectError::Status { status, .. }
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
+        {
+            Failure::new(
+                Retry::Never,
+                format!("{url}: the server refused the credentials (HTTP {status}); check --auth"),
+            )
+        }
+        ConnectError::Status { status, .. } => Failure::new(
+            Retry::IfEverConnected,
+            format!(
+                "{url}: the server refused the tunnel with HTTP {status}: not a mux-tunnel \
+                 server, or --mode does not suit what is in between"
+            ),
+        ),
+        ConnectError::Connect { .. } => {
+            Failure::new(Retry::Always, format!("{url}: cannot open the tunnel: {e}"))
+        }
+        ConnectError::InvalidUrl(_)
+        | ConnectError::UnsupportedScheme(_)
+        | ConnectError::TlsNotEnabled
+        | ConnectError::InvalidRequest(_) => Failure::new(Retry::Never, format!("{url}: {e}")),
+        _ => Failure::new(
+            Retry::IfEverConnected,
+            format!("{url}: cannot open the tunnel: {e}"),
+        ),
+    }
+}
+
+/// Exponential backoff: [`FIRST_RETRY`], doubling up to a ceiling.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// A backoff whose waits grow up to `max`.
+    pub(crate) fn new(max: Duration) -> Self {
+        Self {
+            next: FIRST_RETRY.min(max),
+            max,
+        }
+    }
+
+    /// The next wait.
+    pub(crate) fn next_wait(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = self.next.saturating_mul(2).min(self.max);
+        wait
+    }
+
+    /// Starts over after a success.
+    pub(crate) fn reset(&mut self) {
+        self.next = FIRST_RETRY.min(self.max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_ceiling_and_resets() {
+        let mut backoff = Backoff::new(Duration::from_millis(500));
+        let waits: Vec<_> = (0..5).map(|_| backoff.next_wait().as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 500, 500]);
+        backoff.reset();
+        assert_eq!(backoff.next_wait(), FIRST_RETRY);
+        assert_eq!(Backoff::new(Duration::ZERO).next_wait(), Duration::ZERO);
+    }
+}

@@ -12,7 +12,8 @@
 //! - [`client`]: [`connect`], the [`Connector`] builder ([`Mode`]: CONNECT,
 //!   POST or HTTP/1.1 upgrade; extra headers; TLS) and [`handshake`] for
 //!   sharing one HTTP/2 connection between tunnels
-//!   ([`Connector::connect_with`]).
+//!   ([`Connector::connect_with`]); [`Connector::connect_over`] opens a
+//!   tunnel over a connection the caller set up (a proxy, TLS of its own).
 //! - [`server`]: [`accept`] turns a hyper request into a response to send
 //!   plus a tunnel; [`serve`] runs a complete HTTP/1.1 + HTTP/2 server that
 //!   hands each tunnel to a handler.

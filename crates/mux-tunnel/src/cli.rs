@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use http::{HeaderName, HeaderValue};
 
-use crate::{auth::Credentials, remote::Remote, tls::Fingerprint};
+use crate::{auth::Credentials, proxy::Proxy, remote::Remote, tls::Fingerprint};
 
 /// Many TCP connections, reverse forwards and SOCKS5 over one HTTP
 /// exchange: HTTP/2 CONNECT or POST, or an HTTP/1.1 upgrade, in clear
@@ -128,6 +128,10 @@ pub(crate) struct ClientArgs {
     /// against the webpki roots.
     #[arg(long, value_name = "SHA256-HEX", value_parser = Fingerprint::parse)]
     pub(crate) fingerprint: Option<Fingerprint>,
+    /// Reach the server through this HTTP proxy's CONNECT method:
+    /// `http://[USER:PASS@]HOST:PORT`.
+    #[arg(long, value_name = "URL", value_parser = Proxy::parse)]
+    pub(crate) proxy: Option<Proxy>,
 }
 
 /// The REMOTE forms, shown under `mux-tunnel client --help`.

@@ -15,6 +15,8 @@
 //! - [`header`]: the few bytes that open each stream (target, then status).
 //! - [`forward`]: copying a connection both ways, FIN and reset included.
 //! - [`socks`]: the client's SOCKS5 handshake (no auth, CONNECT).
+//! - [`proxy`]: `--proxy`, the way to the server through an HTTP CONNECT
+//!   proxy.
 //! - [`tls`]: the server's certificate (PEM files or self-signed), its
 //!   fingerprint, and the client's verification (webpki roots, or pinned).
 //! - [`tunnel`]: the client's tunnel: opening it, which failures to
@@ -31,6 +33,7 @@ mod cli;
 mod client;
 mod forward;
 mod header;
+mod proxy;
 mod remote;
 mod reverse;
 mod server;

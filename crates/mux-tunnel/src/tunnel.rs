@@ -1,5 +1,5 @@
-//! The client's tunnel: reaching the server ([`Dialer`]: TCP, then TLS for
-//! an `https` URL), opening it ([`open`]), telling which failures are
+//! The client's tunnel: reaching the server ([`Dialer`]: TCP, directly or
+//! through `--proxy`, then TLS for an `https` URL), opening it ([`open`]), telling which failures are
 //! worth a retry ([`Failure`]), the backoff between attempts ([`Backoff`]),
 //! and the tunnel currently up ([`Current`]), which every local connection
 //! reads when it arrives.
@@ -18,6 +18,7 @@ use tokio::{
 use crate::{
     cli::{ClientArgs, ModeArg},
     mux_config,
+    proxy::{Proxy, ProxyError},
     server::SERVER_HEADER,
     tls::{self, ClientTls},
 };
@@ -96,6 +97,7 @@ pub(crate) struct Dialer {
     host: String,
     port: u16,
     tls: Option<ClientTls>,
+    proxy: Option<Proxy>,
 }
 
 impl Dialer {
@@ -153,13 +155,30 @@ impl Dialer {
             host,
             port,
             tls,
+            proxy: args.proxy.clone(),
         })
     }
 
-    /// Connects to the server, runs TLS if the URL asks for it, and opens
-    /// the HTTP exchange.
+    /// Connects to the server (directly or through the proxy), runs TLS if
+    /// the URL asks for it, and opens the HTTP exchange.
     async fn open_exchange(&self) -> Result<(H2Conn, http::response::Parts), Failure> {
         let url = &self.url;
+        if let Some(proxy) = &self.proxy {
+            let io = proxy.connect(&self.host, self.port).await.map_err(|e| {
+                let retry = match &e {
+                    ProxyError::Io { .. } => Retry::Always,
+                    ProxyError::Refused { status, .. }
+                        if *status == StatusCode::PROXY_AUTHENTICATION_REQUIRED =>
+                    {
+                        Retry::Never
+                    }
+                    ProxyError::Refused { status, .. } if status.is_server_error() => Retry::Always,
+                    ProxyError::Refused { .. } => Retry::IfEverConnected,
+                };
+                Failure::new(retry, format!("{url}: {e}"))
+            })?;
+            return self.over(io).await;
+        }
         let addr = format!("{}:{}", self.host, self.port);
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await

@@ -21,7 +21,7 @@ use crate::{
     error::{conn_end_error, ConnectError},
     io::{
         body_tunnel, empty_body, upgraded_tunnel, ConnEnd, H2Conn, TunnelBody, TunnelKind,
-        UpgradeSource, CONNECTION_WINDOW, STREAM_WINDOW,
+        UpgradeSource, CONNECTION_WINDOW, MAX_FRAME_SIZE, STREAM_WINDOW,
     },
     UPGRADE_PROTOCOL,
 };
@@ -100,6 +100,7 @@ where
     let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME_SIZE)
         .handshake(TokioIo::new(io))
         .await
         .map_err(ConnectError::Handshake)?;

@@ -71,7 +71,8 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .http2()
         .enable_connect_protocol()
         .initial_stream_window_size(mux_h2::STREAM_WINDOW)
-        .initial_connection_window_size(mux_h2::CONNECTION_WINDOW);
+        .initial_connection_window_size(mux_h2::CONNECTION_WINDOW)
+        .max_frame_size(mux_h2::MAX_FRAME_SIZE);
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,

@@ -21,7 +21,7 @@ use crate::{
     error::{conn_end_error, ConnectError},
     io::{
         body_tunnel, empty_body, upgraded_tunnel, ConnEnd, H2Conn, TunnelBody, TunnelKind,
-        UpgradeSource, CONNECTION_WINDOW, STREAM_WINDOW,
+        UpgradeSource, CONNECTION_WINDOW, MAX_FRAME_SIZE, STREAM_WINDOW,
     },
     UPGRADE_PROTOCOL,
 };
@@ -100,6 +100,7 @@ where
     let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME_SIZE)
         .handshake(TokioIo::new(io))
         .await
         .map_err(ConnectError::Handshake)?;
@@ -285,6 +286,33 @@ impl Connector {
     {
         let target = Target::parse(url)?;
         self.open_h2(sender, &target, None).await
+    }
+
+    /// Opens a tunnel over `io`, a connection the caller has already set
+    /// up: a TCP connection through an HTTP CONNECT proxy, a TLS session
+    /// configured by the caller, an in-memory pipe. Works in every [`Mode`];
+    /// `io` carries this one tunnel (in the HTTP/2 modes, an HTTP/2
+    /// connection of its own is run over it).
+    ///
+    /// Nothing is dialled and no TLS is added, whatever the scheme: `url`
+    /// only supplies the request's scheme, authority and path, as
+    /// [`connect`](Self::connect) would send them.
+    ///
+    /// # Errors
+    /// See [`ConnectError`]; a refusal carries the status.
+    pub async fn connect_over<T, U>(
+        &self,
+        io: T,
+        url: U,
+    ) -> Result<(H2Conn, http::response::Parts), ConnectError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        U: TryInto<Uri>,
+        U::Error: Into<http::Error>,
+    {
+        let target = Target::parse(url)?;
+        tracing::debug!(url = %target.uri, mode = ?self.mode, "mux-h2: opening tunnel over a given connection");
+        self.open_over(io, &target).await
     }
 
     async fn open_over<T>(

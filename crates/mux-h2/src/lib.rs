@@ -12,13 +12,14 @@
 //! - [`client`]: [`connect`], the [`Connector`] builder ([`Mode`]: CONNECT,
 //!   POST or HTTP/1.1 upgrade; extra headers; TLS) and [`handshake`] for
 //!   sharing one HTTP/2 connection between tunnels
-//!   ([`Connector::connect_with`]).
+//!   ([`Connector::connect_with`]); [`Connector::connect_over`] opens a
+//!   tunnel over a connection the caller set up (a proxy, TLS of its own).
 //! - [`server`]: [`accept`] turns a hyper request into a response to send
 //!   plus a tunnel; [`serve`] runs a complete HTTP/1.1 + HTTP/2 server that
 //!   hands each tunnel to a handler.
 //! - [`io`]: the tunnel, [`H2Conn`] with [`H2ConnExt`], its halves,
 //!   [`TunnelReader`] and [`TunnelWriter`], the body type [`TunnelBody`],
-//!   the buffer bounds ([`SEND_QUEUE_CHUNKS`], [`MAX_CHUNK`],
+//!   the buffer bounds ([`SEND_QUEUE_CHUNKS`], [`MAX_CHUNK`], [`MAX_FRAME_SIZE`],
 //!   [`STREAM_WINDOW`], [`CONNECTION_WINDOW`]), [`DROP_DRAIN_TIMEOUT`] and
 //!   [`ResetHandle`].
 //! - [`error`]: [`AcceptError`], [`ConnectError`], [`TunnelError`] and
@@ -91,8 +92,8 @@ pub use client::{connect, handshake, Connector, Mode};
 pub use error::{AcceptError, BodyError, ConnectError, TunnelError};
 pub use io::{
     H2Conn, H2ConnExt, ResetHandle, TunnelBody, TunnelKind, TunnelReader, TunnelWriter,
-    CONNECTION_WINDOW, DEFAULT_RESET_CODE, DROP_DRAIN_TIMEOUT, MAX_CHUNK, SEND_QUEUE_CHUNKS,
-    STREAM_WINDOW,
+    CONNECTION_WINDOW, DEFAULT_RESET_CODE, DROP_DRAIN_TIMEOUT, MAX_CHUNK, MAX_FRAME_SIZE,
+    SEND_QUEUE_CHUNKS, STREAM_WINDOW,
 };
 pub use server::{accept, serve, ConnAddrs};
 #[cfg(feature = "tls")]

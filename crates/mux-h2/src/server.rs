@@ -16,7 +16,7 @@ use crate::{
     error::{conn_end_error, AcceptError},
     io::{
         body_tunnel, empty_body, full_body, upgraded_tunnel, ConnEnd, H2Conn, TunnelBody,
-        TunnelKind, UpgradeSource, CONNECTION_WINDOW, STREAM_WINDOW,
+        TunnelKind, UpgradeSource, CONNECTION_WINDOW, MAX_FRAME_SIZE, STREAM_WINDOW,
     },
     UPGRADE_PROTOCOL,
 };
@@ -199,7 +199,8 @@ pub(crate) fn server_builder() -> auto::Builder<TokioExecutor> {
         .http2()
         .enable_connect_protocol()
         .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW);
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME_SIZE);
     builder
 }
 

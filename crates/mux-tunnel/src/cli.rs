@@ -7,10 +7,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use http::{HeaderName, HeaderValue};
 
-use crate::{auth::Credentials, remote::Remote};
+use crate::{auth::Credentials, proxy::Proxy, remote::Remote, tls::Fingerprint};
 
 /// Many TCP connections, reverse forwards and SOCKS5 over one HTTP
-/// exchange: HTTP/2 CONNECT or POST (h2c), or an HTTP/1.1 upgrade.
+/// exchange: HTTP/2 CONNECT or POST, or an HTTP/1.1 upgrade, in clear
+/// or over TLS.
 #[derive(Debug, Parser)]
 #[command(name = "mux-tunnel", version)]
 pub(crate) struct Cli {
@@ -58,14 +59,25 @@ pub(crate) struct ServerArgs {
     /// seconds, or with a unit: 500ms, 25s, 2m, 1h); 0 disables.
     #[arg(long, value_name = "DUR", default_value = "25s", value_parser = parse_duration)]
     pub(crate) keepalive: Duration,
+    /// Serve TLS with the certificate chain in this PEM file (leaf first);
+    /// needs --tls-key. Prints `fingerprint HEX` (SHA-256 of the leaf).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub(crate) tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert, a PEM file (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub(crate) tls_key: Option<std::path::PathBuf>,
+    /// Serve TLS with a certificate generated at start; prints
+    /// `fingerprint HEX` for clients' --fingerprint.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub(crate) tls_self_signed: bool,
 }
 
 /// How the client asks for its tunnel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ModeArg {
-    /// HTTP/2 CONNECT (h2c).
+    /// HTTP/2 CONNECT.
     Connect,
-    /// HTTP/2 POST with streaming request and response bodies (h2c).
+    /// HTTP/2 POST with streaming request and response bodies.
     Post,
     /// HTTP/1.1 `Upgrade: mux-tunnel`.
     Upgrade,
@@ -111,6 +123,15 @@ pub(crate) struct ClientArgs {
     /// Give up after this many failed attempts in a row (default: never).
     #[arg(long, value_name = "N")]
     pub(crate) max_retry_count: Option<u64>,
+    /// With an https URL: accept only the server certificate with this
+    /// SHA-256 (64 hex digits, colons allowed), instead of verifying it
+    /// against the webpki roots.
+    #[arg(long, value_name = "SHA256-HEX", value_parser = Fingerprint::parse)]
+    pub(crate) fingerprint: Option<Fingerprint>,
+    /// Reach the server through this HTTP proxy's CONNECT method:
+    /// `http://[USER:PASS@]HOST:PORT`.
+    #[arg(long, value_name = "URL", value_parser = Proxy::parse)]
+    pub(crate) proxy: Option<Proxy>,
 }
 
 /// The REMOTE forms, shown under `mux-tunnel client --help`.

@@ -11,7 +11,6 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{anyhow, Context as _};
-use mux_h2::Connector;
 use mux_yamux_lite::Connection;
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -30,7 +29,7 @@ use crate::{
 /// Runs the client: until stdio ends (`Ok`), or until the tunnel cannot
 /// be opened again (an error).
 pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<()> {
-    let connector = tunnel::connector(&args)?;
+    let connector = tunnel::Dialer::new(&args)?;
     let (publish, current) = watch::channel(None);
     let current = Current(current);
     let mut stdio = None;
@@ -71,7 +70,7 @@ pub(crate) async fn run(args: ClientArgs) -> anyhow::Result<()> {
 /// failure that no retry can mend or `--max-retry-count` failed attempts
 /// in a row.
 async fn supervise(
-    connector: &Connector,
+    connector: &tunnel::Dialer,
     args: &ClientArgs,
     reverse: &[(HostPort, HostPort)],
     publish: &watch::Sender<Option<Connection>>,

@@ -1,7 +1,7 @@
 //! # mux-tunnel: many TCP connections over one HTTP exchange
 //!
-//! `mux-tunnel server` accepts HTTP exchanges (HTTP/2 CONNECT or POST over
-//! h2c, or an HTTP/1.1 upgrade) with `mux_h2`, runs one `mux_yamux_lite`
+//! `mux-tunnel server` accepts HTTP exchanges (HTTP/2 CONNECT or POST, or
+//! an HTTP/1.1 upgrade; in clear or over TLS) with `mux_h2`, runs one `mux_yamux_lite`
 //! connection over each, and connects every stream to the target it
 //! names. `mux-tunnel client URL REMOTE...` opens one such exchange and
 //! forwards each local connection of each REMOTE as one stream.
@@ -15,6 +15,10 @@
 //! - [`header`]: the few bytes that open each stream (target, then status).
 //! - [`forward`]: copying a connection both ways, FIN and reset included.
 //! - [`socks`]: the client's SOCKS5 handshake (no auth, CONNECT).
+//! - [`proxy`]: `--proxy`, the way to the server through an HTTP CONNECT
+//!   proxy.
+//! - [`tls`]: the server's certificate (PEM files or self-signed), its
+//!   fingerprint, and the client's verification (webpki roots, or pinned).
 //! - [`tunnel`]: the client's tunnel: opening it, which failures to
 //!   retry, the backoff, and the tunnel currently up.
 //! - [`reverse`]: `R:` remotes, the client's and the server's half.
@@ -29,10 +33,12 @@ mod cli;
 mod client;
 mod forward;
 mod header;
+mod proxy;
 mod remote;
 mod reverse;
 mod server;
 mod socks;
+mod tls;
 mod tunnel;
 
 use std::{io::IsTerminal as _, process::ExitCode, time::Duration};

@@ -2,8 +2,8 @@
 //! connection over each, and connects every stream to the target its
 //! header names.
 //!
-//! The HTTP side is a hyper-util server (HTTP/1.1 and h2c on one port, as
-//! `mux_h2::serve`) whose service checks credentials before it calls
+//! The HTTP side is a hyper-util server (HTTP/1.1 and HTTP/2 on one port, as
+//! `mux_h2::serve`; in clear, or over TLS with `--tls-*`) whose service checks credentials before it calls
 //! `mux_h2::accept`: a request without them gets 401 and no tunnel. An
 //! accepted tunnel's response carries [`SERVER_HEADER`], by which the client
 //! knows it reached a mux-tunnel server.
@@ -29,6 +29,7 @@ use crate::{
     forward,
     header::{self, Kind, Status, HEADER_TIMEOUT},
     mux_config, reverse,
+    tls::ServerTls,
 };
 
 /// The response header that marks a mux-tunnel server, with the stream
@@ -54,18 +55,24 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         reverse: args.reverse,
         socks: args.socks,
     });
+    let tls = server_tls(&args)?;
     let listener = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
-    announce_listening(local);
-    tracing::info!(%local, "server listening");
+    if let Some(tls) = &tls {
+        announce(&format!("fingerprint {}", tls.fingerprint));
+    }
+    announce(&format!("listening {local}"));
+    tracing::info!(%local, tls = tls.is_some(), "server listening");
+    let acceptor = tls.map(|tls| tokio_rustls::TlsAcceptor::from(tls.config));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http2()
         .enable_connect_protocol()
         .initial_stream_window_size(mux_h2::STREAM_WINDOW)
-        .initial_connection_window_size(mux_h2::CONNECTION_WINDOW);
+        .initial_connection_window_size(mux_h2::CONNECTION_WINDOW)
+        .max_frame_size(mux_h2::MAX_FRAME_SIZE);
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -75,17 +82,63 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let _ = tcp.set_nodelay(true);
         let builder = builder.clone();
         let shared = shared.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                std::future::ready(Ok::<_, Infallible>(route(req, peer, &shared)))
-            });
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "HTTP connection ended with error");
+        match &acceptor {
+            None => {
+                tokio::spawn(serve_http(builder, tcp, peer, shared));
             }
-        });
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => serve_http(builder, tls, peer, shared).await,
+                        Ok(Err(e)) => {
+                            tracing::info!(%peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_elapsed) => tracing::info!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves one HTTP connection (HTTP/1.1 or HTTP/2), each request through
+/// [`route`].
+async fn serve_http<I>(
+    builder: auto::Builder<TokioExecutor>,
+    io: I,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        std::future::ready(Ok::<_, Infallible>(route(req, peer, &shared)))
+    });
+    if let Err(e) = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .await
+    {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended with error");
+    }
+}
+
+/// The certificate of `--tls-cert`/`--tls-key` or `--tls-self-signed`, if
+/// any.
+fn server_tls(args: &ServerArgs) -> anyhow::Result<Option<ServerTls>> {
+    if args.tls_self_signed {
+        let host = args
+            .listen
+            .rsplit_once(':')
+            .map_or(args.listen.as_str(), |(host, _port)| host);
+        return ServerTls::self_signed(host).map(Some);
+    }
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => ServerTls::from_pem_files(cert, key).map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -102,10 +155,13 @@ fn server_auth(args: &ServerArgs) -> anyhow::Result<Auth> {
     }
 }
 
-/// The stdout line tests and scripts wait for.
-#[allow(clippy::print_stdout, reason = "the documented `listening ADDR` line")]
-fn announce_listening(addr: SocketAddr) {
-    println!("listening {addr}");
+/// A stdout line tests and scripts wait for.
+#[allow(
+    clippy::print_stdout,
+    reason = "the documented `fingerprint` and `listening` lines"
+)]
+fn announce(line: &str) {
+    println!("{line}");
 }
 
 fn is_per_connection(e: &io::Error) -> bool {

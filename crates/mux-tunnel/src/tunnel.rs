@@ -1,4 +1,5 @@
-//! The client's tunnel: opening it ([`open`]), telling which failures are
+//! The client's tunnel: reaching the server ([`Dialer`]: TCP, directly or
+//! through `--proxy`, then TLS for an `https` URL), opening it ([`open`]), telling which failures are
 //! worth a retry ([`Failure`]), the backoff between attempts ([`Backoff`]),
 //! and the tunnel currently up ([`Current`]), which every local connection
 //! reads when it arrives.
@@ -6,11 +7,21 @@
 use std::{io, time::Duration};
 
 use http::{header::AUTHORIZATION, StatusCode};
-use mux_h2::{ConnectError, Connector};
+use mux_h2::{ConnectError, Connector, H2Conn};
 use mux_yamux_lite::{Connection, Role};
-use tokio::sync::watch;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    sync::watch,
+};
 
-use crate::{cli::ClientArgs, mux_config, server::SERVER_HEADER};
+use crate::{
+    cli::{ClientArgs, ModeArg},
+    mux_config,
+    proxy::{Proxy, ProxyError},
+    server::SERVER_HEADER,
+    tls::{self, ClientTls},
+};
 
 /// How long opening the tunnel (TCP, HTTP, the server's answer) may take.
 pub(crate) const TUNNEL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -76,28 +87,146 @@ impl Failure {
     }
 }
 
-/// The connector for `args`: mode, credentials, extra headers.
-pub(crate) fn connector(args: &ClientArgs) -> Result<Connector, Failure> {
-    let mut connector = Connector::new().mode(args.mode.into());
-    if let Some(credentials) = &args.auth {
-        let value = credentials.header_value().map_err(|e| {
-            Failure::new(
-                Retry::Never,
-                format!("credentials cannot go in a header: {e}"),
-            )
-        })?;
-        connector = connector.header(AUTHORIZATION, value);
+/// How the client reaches its server: the URL's host and port, TLS for an
+/// `https` URL, and the `mux_h2` connector (mode, credentials, extra
+/// headers) that opens the tunnel over the connection.
+#[derive(Debug)]
+pub(crate) struct Dialer {
+    connector: Connector,
+    url: String,
+    host: String,
+    port: u16,
+    tls: Option<ClientTls>,
+    proxy: Option<Proxy>,
+}
+
+impl Dialer {
+    /// The dialer for `args`.
+    pub(crate) fn new(args: &ClientArgs) -> Result<Self, Failure> {
+        let never = |message: String| Failure::new(Retry::Never, message);
+        let url = args.url.clone();
+        let uri: http::Uri = url.parse().map_err(|e| never(format!("{url}: {e}")))?;
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
+                return Err(never(format!(
+                    "{url}: the URL must start with http:// or https://"
+                )))
+            }
+        };
+        let authority = uri
+            .authority()
+            .ok_or_else(|| never(format!("{url}: the URL names no host")))?;
+        // The resolver and TLS server names want an IPv6 literal bare.
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tls = if https {
+            let alpn: &[u8] = match args.mode {
+                ModeArg::Upgrade => b"http/1.1",
+                ModeArg::Connect | ModeArg::Post => b"h2",
+            };
+            let tls = ClientTls::new(args.fingerprint, alpn)
+                .map_err(|e| never(format!("cannot set up TLS: {e:#}")))?;
+            Some(tls)
+        } else {
+            if args.fingerprint.is_some() {
+                return Err(never(format!("{url}: --fingerprint needs an https:// URL")));
+            }
+            None
+        };
+        let mut connector = Connector::new().mode(args.mode.into());
+        if let Some(credentials) = &args.auth {
+            let value = credentials
+                .header_value()
+                .map_err(|e| never(format!("credentials cannot go in a header: {e}")))?;
+            connector = connector.header(AUTHORIZATION, value);
+        }
+        for (name, value) in &args.headers {
+            connector = connector.header(name.clone(), value.clone());
+        }
+        Ok(Self {
+            connector,
+            url,
+            host,
+            port,
+            tls,
+            proxy: args.proxy.clone(),
+        })
     }
-    for (name, value) in &args.headers {
-        connector = connector.header(name.clone(), value.clone());
+
+    /// Connects to the server (directly or through the proxy), runs TLS if
+    /// the URL asks for it, and opens the HTTP exchange.
+    async fn open_exchange(&self) -> Result<(H2Conn, http::response::Parts), Failure> {
+        let url = &self.url;
+        if let Some(proxy) = &self.proxy {
+            let io = proxy.connect(&self.host, self.port).await.map_err(|e| {
+                let retry = match &e {
+                    ProxyError::Io { .. } => Retry::Always,
+                    ProxyError::Refused { status, .. }
+                        if *status == StatusCode::PROXY_AUTHENTICATION_REQUIRED =>
+                    {
+                        Retry::Never
+                    }
+                    ProxyError::Refused { status, .. } if status.is_server_error() => Retry::Always,
+                    ProxyError::Refused { .. } => Retry::IfEverConnected,
+                };
+                Failure::new(retry, format!("{url}: {e}"))
+            })?;
+            return self.over(io).await;
+        }
+        let addr = format!("{}:{}", self.host, self.port);
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    Retry::Always,
+                    format!("{url}: cannot connect to {addr}: {e}"),
+                )
+            })?;
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        self.over(tcp).await
     }
-    Ok(connector)
+
+    /// TLS if the URL asks for it, then the HTTP exchange, over `io`.
+    async fn over<T>(&self, io: T) -> Result<(H2Conn, http::response::Parts), Failure>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let url = self.url.as_str();
+        let opened = match &self.tls {
+            None => self.connector.connect_over(io, url).await,
+            Some(tls) => {
+                let session = tls.handshake(io, &self.host).await.map_err(|e| {
+                    let retry = if tls::is_certificate_error(&e) {
+                        Retry::Never
+                    } else if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+                        Retry::IfEverConnected
+                    } else {
+                        Retry::Always
+                    };
+                    Failure::new(
+                        retry,
+                        format!("{url}: TLS handshake failed: {}", tls::describe(&e)),
+                    )
+                })?;
+                self.connector.connect_over(session, url).await
+            }
+        };
+        opened.map_err(|e| classify(url, e))
+    }
 }
 
 /// Opens the HTTP exchange and the mux connection over it.
-pub(crate) async fn open(connector: &Connector, args: &ClientArgs) -> Result<Connection, Failure> {
+pub(crate) async fn open(dialer: &Dialer, args: &ClientArgs) -> Result<Connection, Failure> {
     let url = &args.url;
-    let opened = tokio::time::timeout(TUNNEL_TIMEOUT, connector.connect(url.as_str()))
+    let opened = tokio::time::timeout(TUNNEL_TIMEOUT, dialer.open_exchange())
         .await
         .map_err(|_| {
             Failure::new(
@@ -105,7 +234,7 @@ pub(crate) async fn open(connector: &Connector, args: &ClientArgs) -> Result<Con
                 format!("{url}: no answer within {TUNNEL_TIMEOUT:?}"),
             )
         })?;
-    let (conn, response) = opened.map_err(|e| classify(url, e))?;
+    let (conn, response) = opened?;
     if response.headers.get(SERVER_HEADER).is_none() {
         return Err(Failure::new(
             Retry::Never,

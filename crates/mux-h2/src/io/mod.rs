@@ -128,6 +128,11 @@ impl H2ConnExt for H2Conn {
 /// This bounds how far a peer's writer can run ahead of this side's reader.
 pub const STREAM_WINDOW: u32 = 1024 * 1024;
 
+/// The largest HTTP/2 frame each side accepts (`SETTINGS_MAX_FRAME_SIZE`),
+/// on both sides: a [`MAX_CHUNK`] of tunnel bytes goes out as one DATA
+/// frame instead of four of HTTP/2's default 16 KiB.
+pub const MAX_FRAME_SIZE: u32 = 64 * 1024;
+
 /// The HTTP/2 receive window of a whole connection, on both sides.
 ///
 /// A stalled tunnel keeps up to [`STREAM_WINDOW`] of it; at hyper's server

@@ -43,9 +43,9 @@ pub struct Config {
     /// by a delta on the stream's SYN or ACK.
     pub initial_window: u32,
     /// Largest receive window auto-tuning may grow a stream to: a hard cap
-    /// on what one stream may make this side buffer. Default 64 MiB, which
-    /// covers twice the bandwidth-delay product of 1 Gbit/s over 200 ms
-    /// (2 × 25 MB), what auto-tuning aims for on such a path.
+    /// on what one stream may make this side buffer. Default 64 MiB, above
+    /// the 1.5 × bandwidth-delay product auto-tuning aims for on 1 Gbit/s
+    /// over 200 ms (1.5 × 25 MB), so such a path is not capped.
     pub max_window: u32,
     /// Ceiling on the sum of all streams' receive windows, which bounds the
     /// bytes a peer can make this side buffer. A SYN whose `initial_window`

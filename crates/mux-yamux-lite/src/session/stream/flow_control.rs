@@ -14,9 +14,9 @@ use std::time::Instant;
 
 use crate::config::MAX_WINDOW;
 
-/// The least consumed amount that makes a large window's update due
-/// ([`RecvWindow::update_due`]).
-const LARGE_UPDATE: u32 = 1024 * 1024;
+/// A window larger than this gets updates every quarter window
+/// ([`RecvWindow::update_due`]): the default initial window.
+const GROWN: u32 = crate::config::DEFAULT_INITIAL_WINDOW;
 
 /// The receive window of a stream: what the peer may send and where the
 /// bytes it sent are.
@@ -140,12 +140,17 @@ impl RecvWindow {
     }
 
     /// Whether enough was consumed to be worth a WINDOW_UPDATE: half the
-    /// window, so a reader of small pieces does not cost a frame each;
-    /// for a window past 2 MiB, a quarter of it, but at least 1 MiB, so
-    /// that the credit the peer waits for on a long path is a smaller
-    /// part of the window (which then need not be as large).
+    /// window, so a reader of small pieces does not cost a frame each; a
+    /// quarter of a window auto-tuning grew past 256 KiB, so that the
+    /// credit the peer waits for on a long path is a smaller part of the
+    /// window (which then needs less headroom over the path's
+    /// bandwidth-delay product).
     pub(crate) fn update_due(&self) -> bool {
-        let due = (self.window / 2).min((self.window / 4).max(LARGE_UPDATE));
+        let due = if self.window > GROWN {
+            self.window / 4
+        } else {
+            self.window / 2
+        };
         self.consumed > 0 && self.consumed >= due
     }
 

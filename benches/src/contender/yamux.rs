@@ -13,6 +13,7 @@ use std::future::poll_fn;
 use std::io;
 use std::task::Poll;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 use yamux::{Config, Connection, ConnectionError, Mode};
@@ -39,6 +40,11 @@ pub struct YamuxAcceptor(mpsc::UnboundedReceiver<yamux::Stream>);
 
 /// Starts a client connection over `io`, with its driver task.
 pub fn client(io: Io) -> YamuxOpener {
+    client_on(io)
+}
+
+/// [`client`] over any transport.
+pub fn client_on<T: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: T) -> YamuxOpener {
     let (open_tx, open_rx) = mpsc::channel(64);
     // Nobody accepts on the client side: its inbound streams are dropped.
     let (inbound, _) = mpsc::unbounded_channel();
@@ -48,6 +54,11 @@ pub fn client(io: Io) -> YamuxOpener {
 
 /// Starts a server connection over `io`, with its driver task.
 pub fn server(io: Io) -> YamuxAcceptor {
+    server_on(io)
+}
+
+/// [`server`] over any transport.
+pub fn server_on<T: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: T) -> YamuxAcceptor {
     let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
     tokio::spawn(drive(Mode::Server, io, None, inbound_tx));
     YamuxAcceptor(inbound_rx)
@@ -62,9 +73,9 @@ pub async fn start(setup: Setup) -> io::Result<(YamuxOpener, YamuxAcceptor)> {
 /// Drives one side until the connection ends: inbound streams go to
 /// `inbound` (dropped if nobody listens), open requests from `opens` are
 /// answered with `poll_new_outbound`.
-async fn drive(
+async fn drive<T: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     mode: Mode,
-    io: Io,
+    io: T,
     mut opens: Option<mpsc::Receiver<OpenReply>>,
     inbound: mpsc::UnboundedSender<yamux::Stream>,
 ) {

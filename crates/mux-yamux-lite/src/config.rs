@@ -42,7 +42,10 @@ pub struct Config {
     /// yamux wire at least 256 KiB (go-yamux refuses less); more is granted
     /// by a delta on the stream's SYN or ACK.
     pub initial_window: u32,
-    /// Largest receive window auto-tuning may grow a stream to. Default 16 MiB.
+    /// Largest receive window auto-tuning may grow a stream to: a hard cap
+    /// on what one stream may make this side buffer. Default 64 MiB, above
+    /// the 1.5 × bandwidth-delay product auto-tuning aims for on 1 Gbit/s
+    /// over 200 ms (1.5 × 25 MB), so such a path is not capped.
     pub max_window: u32,
     /// Ceiling on the sum of all streams' receive windows, which bounds the
     /// bytes a peer can make this side buffer. A SYN whose `initial_window`
@@ -122,7 +125,7 @@ impl Default for Config {
             wire: Wire::Lite,
             max_frame_payload: 64 * 1024,
             initial_window: DEFAULT_INITIAL_WINDOW,
-            max_window: 16 * 1024 * 1024,
+            max_window: 64 * 1024 * 1024,
             connection_receive_budget: 256 * 1024 * 1024,
             max_inbound_streams: 1000,
             accept_backlog: 256,

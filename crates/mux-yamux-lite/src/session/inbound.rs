@@ -18,7 +18,7 @@ impl Session {
         }
         self.stats.frames_received = self.stats.frames_received.saturating_add(1);
         self.last_recv = now;
-        if self.ping_outstanding.is_none() && self.rtt.is_some() {
+        if self.ping_outstanding.is_none() && self.rtt.smoothed().is_some() {
             // Any traffic proves liveness, so the next keepalive waits
             // (but never the handshake RTT ping, which is still due).
             self.ping_due = self
@@ -95,13 +95,14 @@ impl Session {
                 if len == 0 && flags == Flags::NONE {
                     self.count_empty()?;
                 }
-                self.on_stream_frame(id, flags, Some(payload), 0)
+                self.on_data_at(now);
+                self.on_stream_frame(id, flags, Some(payload), 0, now)
             }
             Frame::Window { id, flags, delta } => {
                 if delta == 0 && flags == Flags::NONE {
                     self.count_empty()?;
                 }
-                self.on_stream_frame(id, flags, None, delta)
+                self.on_stream_frame(id, flags, None, delta, now)
             }
             Frame::Reset { id, code } => self.on_reset(id, code),
             Frame::Ping { ack: false, opaque } => {
@@ -113,8 +114,9 @@ impl Session {
             Frame::Ping { ack: true, opaque } => {
                 if let Some((expected, sent)) = self.ping_outstanding {
                     if expected == opaque {
-                        self.rtt = Some(now.saturating_duration_since(sent));
+                        self.rtt.on_sample(now.saturating_duration_since(sent), now);
                         self.ping_outstanding = None;
+                        self.rtt_probe_due = now.checked_add(super::RTT_PROBE_INTERVAL);
                         self.ping_due = self
                             .config
                             .keepalive_interval
@@ -242,6 +244,7 @@ impl Session {
         flags: Flags,
         payload: Option<Bytes>,
         delta: u32,
+        now: Instant,
     ) -> Result<(), ProtocolError> {
         if id == 0 {
             return Err(ProtocolError::StreamIdZero);
@@ -268,6 +271,7 @@ impl Session {
             return Ok(());
         }
         if let Some(payload) = payload.filter(|p| !p.is_empty()) {
+            s.on_data_arrival(now);
             match s.on_data_received(payload, &mut self.spares) {
                 Ok(true) => self.events.push_back(Event::Readable(StreamId(id))),
                 // Discarded; the credit goes back only while a handle

@@ -27,6 +27,7 @@ mod error;
 mod inbound;
 mod invariants;
 mod outbound;
+mod rtt;
 mod seen_ids;
 mod shutdown;
 mod stream;
@@ -43,6 +44,7 @@ use crate::StreamMap;
 use chunks::Spares;
 use counts::StreamCounts;
 pub use error::ProtocolError;
+use rtt::RttEstimator;
 use seen_ids::SeenIds;
 use stream::Stream;
 
@@ -54,6 +56,16 @@ pub const CONTROL_QUEUE_LIMIT: usize = 64;
 /// The least a stream's send buffer may hold however many streams send at
 /// once (see `Config::connection_send_buffer`).
 pub const MIN_SEND_SHARE: usize = 16 * 1024;
+
+/// How often a ping measures the round-trip time while DATA flows
+/// (docs/PROTOCOL.md §3.5), so that the RTT behind window auto-tuning
+/// follows the path. One ping at most is outstanding, keepalive or not.
+pub const RTT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How recent the last DATA must be for a due RTT probe to go out: one
+/// that finds the connection quiet waits for the next DATA instead, so a
+/// connection that fell quiet is not woken.
+const RTT_PROBE_RECENT: Duration = Duration::from_millis(500);
 
 /// Which end of the transport this session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +144,21 @@ pub struct Stats {
     pub streams_refused: u64,
     /// Streams reset because the peer broke stream rules.
     pub peer_error_resets: u32,
+    /// The smoothed round-trip time (as TCP's SRTT), once a ping was
+    /// answered; the same as [`Session::rtt`].
+    pub rtt: Option<Duration>,
+    /// The mean deviation of the RTT samples (as TCP's RTTVAR).
+    pub rtt_variation: Option<Duration>,
+    /// The least RTT sample of the last ten seconds or so: the path's
+    /// delay without queueing, which window auto-tuning uses.
+    pub min_rtt: Option<Duration>,
+    /// Pings answered, each one RTT sample.
+    pub rtt_samples: u64,
+    /// The sum of the receive windows of the streams in the table: the
+    /// most the peer may make this side buffer now, which
+    /// `connection_receive_budget` bounds (streams this side opens may
+    /// take it past the budget; see there).
+    pub receive_windows: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -176,7 +203,13 @@ pub struct Session {
     ping_outstanding: Option<(u32, Instant)>,
     ping_due: Option<Instant>,
     next_ping_opaque: u32,
-    rtt: Option<Duration>,
+    /// When the next ping that measures the RTT under traffic may go;
+    /// `None` while a ping is outstanding, or while the connection is
+    /// quiet (the next DATA arms it).
+    rtt_probe_due: Option<Instant>,
+    /// When DATA was last received, or framed in [`Session::poll_frame`].
+    last_data: Option<Instant>,
+    rtt: RttEstimator,
     last_recv: Instant,
 
     open_deadlines: VecDeque<(Instant, u32)>,
@@ -222,7 +255,9 @@ impl Session {
             ping_outstanding: None,
             ping_due: Some(now),
             next_ping_opaque: 1,
-            rtt: None,
+            rtt_probe_due: None,
+            last_data: None,
+            rtt: RttEstimator::default(),
             last_recv: now,
             open_deadlines: VecDeque::new(),
             detached_deadlines: VecDeque::new(),
@@ -248,15 +283,22 @@ impl Session {
         self.peer.as_ref()
     }
 
-    /// The latest measured round-trip time.
+    /// The smoothed round-trip time, from every ping answered: the
+    /// handshake's, keepalive pings and the pings that measure it while
+    /// DATA flows.
     pub fn rtt(&self) -> Option<Duration> {
-        self.rtt
+        self.rtt.smoothed()
     }
 
     /// Counters.
     pub fn stats(&self) -> Stats {
         Stats {
             streams: self.streams.len(),
+            rtt: self.rtt.smoothed(),
+            rtt_variation: self.rtt.variation(),
+            min_rtt: self.rtt.min(),
+            rtt_samples: self.rtt.samples(),
+            receive_windows: self.counts.recv_budget_used(),
             ..self.stats
         }
     }
@@ -342,6 +384,15 @@ impl Session {
     }
 
     // ----- bookkeeping shared by the submodules -----------------------------
+
+    /// DATA was received or framed at `now`: arms the RTT probe of a
+    /// connection that was quiet.
+    fn on_data_at(&mut self, now: Instant) {
+        self.last_data = Some(now);
+        if self.rtt_probe_due.is_none() && self.ping_outstanding.is_none() {
+            self.rtt_probe_due = now.checked_add(RTT_PROBE_INTERVAL);
+        }
+    }
 
     /// The part of a new stream's receive window the peer knows without
     /// being told: on the yamux wire the 256 KiB every peer assumes (the

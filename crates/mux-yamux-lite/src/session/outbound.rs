@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::stream::CtrlTurn;
+use super::stream::{CtrlTurn, TuneInput};
 use mux_core::StreamId;
 
 use super::{queue_data, Event, Lifecycle, Session};
@@ -56,6 +56,7 @@ impl Session {
         }
         while let Some(id) = self.data_queue.pop_front() {
             if let Some(frame) = self.data_frame(id) {
+                self.on_data_at(now);
                 // Only a FIN can finish the stream (a frame without one
                 // leaves its send half open), so only then is there
                 // bookkeeping to do.
@@ -70,13 +71,16 @@ impl Session {
 
     /// One WINDOW_UPDATE carrying whatever the stream owes: SYN, ACK, credit.
     fn stream_ctrl_frame(&mut self, id: u32, now: Instant) -> Option<Frame> {
-        let (rtt, max_window) = (self.rtt, self.config.max_window);
-        let budget_left = self.counts.budget_left(&self.config);
+        let limits = TuneLimits {
+            path_rtt: self.rtt.min(),
+            max_window: self.fair_window(),
+            budget_left: self.counts.budget_left(&self.config),
+        };
         let can_send_data = self.max_payload() > 0;
         let s = self.streams.get_mut(&id)?;
         s.leave_ctrl_queue();
-        let turn = s.on_ctrl_turn(can_send_data, now, |window, last_update| {
-            auto_tune_growth(window, max_window, budget_left, rtt, last_update, now)
+        let turn = s.on_ctrl_turn(can_send_data, now, |input| {
+            auto_tune_growth(input, &limits, now)
         });
         match turn {
             CtrlTurn::Nothing => None,
@@ -127,6 +131,22 @@ impl Session {
         self.count_payload_sent(payload.len());
         self.events.push_back(Event::Writable(StreamId(id)));
         Some(Frame::Data { id, flags, payload })
+    }
+
+    /// The most a stream's window may grow to: `max_window`, and no more
+    /// than an equal share of `connection_receive_budget` among the
+    /// streams in the table, so that one stream cannot take the budget
+    /// the others would grow into.
+    fn fair_window(&self) -> u32 {
+        let streams = u64::try_from(self.streams.len()).unwrap_or(u64::MAX).max(1);
+        let share = self
+            .config
+            .connection_receive_budget
+            .checked_div(streams)
+            .unwrap_or(0);
+        u32::try_from(share)
+            .unwrap_or(u32::MAX)
+            .clamp(self.config.initial_window, self.config.max_window)
     }
 
     /// The largest DATA payload both sides accept (0 before the peer's HELLO).
@@ -184,28 +204,77 @@ impl Session {
     }
 }
 
-/// How much to grow a stream's window when it sends an update. Like
-/// rust-yamux: if the previous update went out less than two round trips
-/// ago, the window (not the reader) is the bottleneck, so double it, within
-/// the stream maximum and the connection budget.
-fn auto_tune_growth(
-    window: u32,
+/// What bounds auto-tuning, the same for every stream of a session.
+#[derive(Debug, Clone, Copy)]
+struct TuneLimits {
+    /// The path's round-trip time without queueing (the least recent RTT
+    /// sample); `None` before the first.
+    path_rtt: Option<Duration>,
+    /// The most one stream's window may grow to
+    /// ([`Session::fair_window`]).
     max_window: u32,
+    /// What is left of `connection_receive_budget`.
     budget_left: u64,
-    rtt: Option<Duration>,
-    last_update: Option<Instant>,
-    now: Instant,
-) -> u32 {
-    let (Some(rtt), Some(last)) = (rtt, last_update) else {
+}
+
+/// What a stream's window aims for, as a multiple of the bytes the
+/// stream delivers per round trip (numerator, denominator): enough to keep
+/// the path full while a quarter of the window waits to be returned
+/// (`RecvWindow::update_due`), and no more, so that no more than 1.5 times
+/// the path's bandwidth-delay product is ever in flight.
+const HEADROOM: (u128, u128) = (3, 2);
+
+/// The shortest interval a delivery rate is measured over: a reader that
+/// takes a burst out of the driver's read buffer at once on a loopback,
+/// where a round trip takes microseconds, shows no rate of the path.
+const MIN_RATE_INTERVAL: Duration = Duration::from_micros(250);
+
+/// The least path RTT at which a stream whose peer has run out of credit
+/// doubles its window whatever it delivered: on a shorter path (a
+/// loopback, a LAN) a peer that fills the window before the reader runs
+/// is the common case, and the initial window already covers the path.
+const STARVED_FROM_RTT: Duration = Duration::from_millis(1);
+
+/// How much to grow a stream's window when it sends an update: to
+/// `HEADROOM` times the bytes the stream delivered per round trip since
+/// its last update (or since its first DATA), within the stream maximum
+/// and the connection budget; or to twice the window if the peer had run
+/// out of credit (`STARVED_FROM_RTT`). The round trip is the path's
+/// ([`TuneLimits::path_rtt`]), so a queue that builds up does not make
+/// the window grow to fill it. Bytes that arrive in a burst arrive at the
+/// path's rate, so a window that the peer's credit (not the path) holds
+/// back learns the path's rate within a round trip; the interval counts
+/// as at least a quarter of a round trip, so that a burst out of a
+/// buffer grows a window at most to four times (as an update is due
+/// after half of it) per update, and at least [`MIN_RATE_INTERVAL`].
+/// Nothing grows before an RTT is measured, and a window never shrinks.
+fn auto_tune_growth(input: TuneInput, limits: &TuneLimits, now: Instant) -> u32 {
+    let (Some(rtt), Some(since)) = (limits.path_rtt, input.since) else {
         return 0;
     };
-    if now.saturating_duration_since(last) >= rtt.saturating_mul(2) {
-        return 0;
+    let window = input.window;
+    let rtt = rtt.as_nanos();
+    let elapsed = now
+        .saturating_duration_since(since)
+        .as_nanos()
+        .max(rtt / 4)
+        .max(MIN_RATE_INTERVAL.as_nanos());
+    let per_rtt = u128::from(input.consumed)
+        .saturating_mul(rtt)
+        .checked_div(elapsed)
+        .unwrap_or(0);
+    let mut target = per_rtt
+        .saturating_mul(HEADROOM.0)
+        .checked_div(HEADROOM.1)
+        .unwrap_or(0);
+    // Starved: the peer holds almost no credit, so nothing is in flight
+    // and the window, not the path, limits the stream. What it delivered
+    // then is what the window let through, not what the path could carry.
+    let starved = input.credit <= window / 4 && rtt >= STARVED_FROM_RTT.as_nanos();
+    if starved {
+        target = target.max(u128::from(window).saturating_mul(2));
     }
-    debug_assert!(
-        window <= max_window,
-        "window {window} over its maximum {max_window}"
-    );
-    let grow = window.min(max_window.saturating_sub(window));
-    u32::try_from(u64::from(grow).min(budget_left)).unwrap_or(0)
+    let want = u32::try_from(target.saturating_sub(u128::from(window))).unwrap_or(u32::MAX);
+    let grow = want.min(limits.max_window.saturating_sub(window));
+    u32::try_from(u64::from(grow).min(limits.budget_left)).unwrap_or(0)
 }

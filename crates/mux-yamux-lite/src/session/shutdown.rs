@@ -105,7 +105,10 @@ impl Session {
                 consider(sent.checked_add(self.config.keepalive_timeout));
             }
             Some(_) => {}
-            None => consider(self.ping_due),
+            None => {
+                consider(self.ping_due);
+                consider(self.rtt_probe_due);
+            }
         }
         consider(self.open_deadlines.front().map(|d| d.0));
         consider(self.detached_deadlines.front().map(|d| d.0));
@@ -140,12 +143,23 @@ impl Session {
                 }
             }
             None => {
-                if self.ping_due.is_some_and(|t| t <= now) {
+                let keepalive = self.ping_due.is_some_and(|t| t <= now);
+                let mut probe = false;
+                if self.rtt_probe_due.is_some_and(|t| t <= now) {
+                    let recent = now
+                        .checked_sub(super::RTT_PROBE_RECENT)
+                        .is_none_or(|t| self.last_data.is_some_and(|d| d >= t));
+                    // A quiet connection disarms the probe; DATA arms it.
+                    probe = recent;
+                    self.rtt_probe_due = None;
+                }
+                if keepalive || probe {
                     let opaque = self.next_ping_opaque;
                     self.next_ping_opaque = opaque.wrapping_add(1);
                     self.control.push_back(Frame::Ping { ack: false, opaque });
                     self.ping_outstanding = Some((opaque, now));
                     self.ping_due = None;
+                    self.rtt_probe_due = None;
                 }
             }
         }

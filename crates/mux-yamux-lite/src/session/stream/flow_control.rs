@@ -14,6 +14,10 @@ use std::time::Instant;
 
 use crate::config::MAX_WINDOW;
 
+/// A window larger than this gets updates every quarter window
+/// ([`RecvWindow::update_due`]): the default initial window.
+const GROWN: u32 = crate::config::DEFAULT_INITIAL_WINDOW;
+
 /// The receive window of a stream: what the peer may send and where the
 /// bytes it sent are.
 ///
@@ -32,8 +36,23 @@ pub(crate) struct RecvWindow {
     buffered: u32,
     /// Bytes read or discarded since the last window update.
     consumed: u32,
-    /// When the last window update was framed, for auto-tuning.
-    last_update: Option<Instant>,
+    /// Where auto-tuning's measurement of the delivery rate starts: when
+    /// the last window update was framed, or before the first, when the
+    /// first DATA arrived.
+    since: Option<Instant>,
+}
+
+/// What auto-tuning reads of a window when an update is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TuneInput {
+    /// The current window.
+    pub(crate) window: u32,
+    /// Bytes consumed since `since`.
+    pub(crate) consumed: u32,
+    /// What the peer may still send (sent and in flight, or not sent).
+    pub(crate) credit: u32,
+    /// Where the measurement starts (`None`: no DATA arrived yet).
+    pub(crate) since: Option<Instant>,
 }
 
 impl RecvWindow {
@@ -47,7 +66,7 @@ impl RecvWindow {
             credit,
             buffered: 0,
             consumed: window.saturating_sub(credit),
-            last_update: None,
+            since: None,
         };
         w.debug_check();
         w
@@ -69,8 +88,19 @@ impl RecvWindow {
         self.consumed
     }
 
-    pub(crate) fn last_update(&self) -> Option<Instant> {
-        self.last_update
+    /// What auto-tuning reads when an update is framed.
+    pub(crate) fn tune_input(&self) -> TuneInput {
+        TuneInput {
+            window: self.window,
+            consumed: self.consumed,
+            credit: self.credit,
+            since: self.since,
+        }
+    }
+
+    /// DATA arrived at `now`: the first starts the rate measurement.
+    pub(crate) fn on_arrival(&mut self, now: Instant) {
+        self.since.get_or_insert(now);
     }
 
     /// Checks a DATA payload of `len` bytes from the peer against the
@@ -110,9 +140,18 @@ impl RecvWindow {
     }
 
     /// Whether enough was consumed to be worth a WINDOW_UPDATE: half the
-    /// window, so a reader of small pieces does not cost a frame each.
+    /// window, so a reader of small pieces does not cost a frame each; a
+    /// quarter of a window auto-tuning grew past 256 KiB, so that the
+    /// credit the peer waits for on a long path is a smaller part of the
+    /// window (which then needs less headroom over the path's
+    /// bandwidth-delay product).
     pub(crate) fn update_due(&self) -> bool {
-        self.consumed > 0 && self.consumed >= self.window / 2
+        let due = if self.window > GROWN {
+            self.window / 4
+        } else {
+            self.window / 2
+        };
+        self.consumed > 0 && self.consumed >= due
     }
 
     /// A WINDOW_UPDATE is framed: what was consumed goes back to the peer
@@ -124,7 +163,7 @@ impl RecvWindow {
         let delta = add(self.consumed, grow);
         self.credit = add(self.credit, delta);
         self.consumed = 0;
-        self.last_update = Some(now);
+        self.since = Some(now);
         self.debug_check();
         delta
     }

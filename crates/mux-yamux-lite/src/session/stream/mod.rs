@@ -20,6 +20,7 @@ mod transitions;
 use mux_core::StreamError;
 
 use super::chunks::Chunks;
+pub(crate) use flow_control::TuneInput;
 use flow_control::{RecvWindow, SendWindow};
 use state::StreamFlags;
 pub(crate) use state::{CtrlTurn, PeerFault};

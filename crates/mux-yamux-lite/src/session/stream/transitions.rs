@@ -9,7 +9,7 @@ use std::time::Instant;
 use mux_core::StreamError;
 
 use super::super::chunks::{Chunks, Spares};
-use super::flow_control::{RecvWindow, SendWindow};
+use super::flow_control::{RecvWindow, SendWindow, TuneInput};
 use super::state::{CtrlTurn, PeerFault, RecvState, ResetInfo, SendState, StreamFlags};
 use super::Stream;
 use crate::frame::Flags;
@@ -63,13 +63,13 @@ impl Stream {
     /// Row 3: the stream's turn in the control pass. Takes the SYN and ACK
     /// owed and, if a window update is owed while the peer may still send,
     /// returns the consumed credit plus the growth that `growth` (the
-    /// session's auto-tuning) picks from the window and the time of the
-    /// last update.
+    /// session's auto-tuning) picks from what the window reports
+    /// ([`TuneInput`]).
     pub(crate) fn on_ctrl_turn(
         &mut self,
         can_send_data: bool,
         now: Instant,
-        growth: impl FnOnce(u32, Option<Instant>) -> u32,
+        growth: impl FnOnce(TuneInput) -> u32,
     ) -> CtrlTurn {
         if !self.needs_ctrl() {
             return CtrlTurn::Nothing;
@@ -82,7 +82,7 @@ impl Stream {
         let mut grown = 0;
         if std::mem::take(&mut self.flags.window_pending) && self.recv == RecvState::Open {
             let w = &mut self.recv_window;
-            grown = growth(w.window(), w.last_update());
+            grown = growth(w.tune_input());
             delta = w.on_update_framed(grown, now);
         }
         CtrlTurn::Window {
@@ -329,6 +329,13 @@ impl Stream {
     /// when it was buffered for reading; `Ok(false)` when discarded
     /// because the read side is closed (follow with
     /// [`on_consumed`](Self::on_consumed)).
+    /// A DATA frame for the stream arrived at `now` (before
+    /// [`on_data_received`](Self::on_data_received) checks it): auto-tuning
+    /// measures the delivery rate from the first.
+    pub(crate) fn on_data_arrival(&mut self, now: Instant) {
+        self.recv_window.on_arrival(now);
+    }
+
     pub(crate) fn on_data_received(
         &mut self,
         payload: Bytes,
